@@ -1,0 +1,41 @@
+"""SQLModel tables and keyword-only repository functions; the session is owned by the caller.
+
+Importing this package registers every table on ``SQLModel.metadata`` (Alembic and the tests
+rely on that).
+"""
+
+from models.config import SmsConfigRow
+from models.consent import Consent, ConsentEvent
+from models.messaging import (
+    Campaign,
+    InboundMessage,
+    Message,
+    PollCursor,
+    QualityRun,
+    QuotaLedger,
+    SenderNumber,
+    SendChunk,
+)
+from models.people import Person, PhoneNumber
+from models.roles import DynamicRole, RoleGrant
+from models.sync import QuarantinedRow, SyncRun
+
+__all__ = [
+    "Campaign",
+    "InboundMessage",
+    "Message",
+    "PollCursor",
+    "QualityRun",
+    "QuotaLedger",
+    "SendChunk",
+    "SenderNumber",
+    "Consent",
+    "ConsentEvent",
+    "DynamicRole",
+    "Person",
+    "PhoneNumber",
+    "QuarantinedRow",
+    "RoleGrant",
+    "SmsConfigRow",
+    "SyncRun",
+]

@@ -1,0 +1,114 @@
+"""People and their phone numbers, as synced from the SIS.
+
+A person is never deleted: people missing from a full extract become ``inactive`` and keep
+their history. A phone row keeps the raw value exactly as received beside what we made of it
+(E.164, line type, validity and reason), plus the two facts the SIS never overwrites: the
+admin's ``sms_allowed`` override and the carrier's verdict (``disabled_by_carrier``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import PortableJSON, UTCDateTime, utcnow
+
+
+class PersonBase(SQLModel):
+    """Fields of a person as the SIS and admins describe them."""
+
+    sis_id: str = Field(max_length=64, description="The SIS person id (unique).")
+    role: str = Field(max_length=16, description="student | staff")
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    preferred_name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    status: str = Field(default="active", max_length=16, description="active | inactive")
+    program: str | None = Field(default=None, max_length=200)
+    degree: str | None = Field(default=None, max_length=200)
+    risk_level: str | None = Field(default=None, max_length=32)
+    advisor_sis_id: str | None = Field(default=None, max_length=64)
+    department: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+
+
+class Person(PersonBase, table=True):
+    """A student or staff member."""
+
+    __tablename__ = "person"
+    __table_args__ = (
+        UniqueConstraint("sis_id", name="uq_person_sis_id"),
+        Index("ix_person_role_status", "role", "status"),
+        Index("ix_person_advisor", "advisor_sis_id"),
+        Index("ix_person_program", "program"),
+        Index("ix_person_sms_e164", "sms_e164"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(PortableJSON, nullable=False))
+    courses: list[str] = Field(
+        default_factory=list, sa_column=Column(PortableJSON, nullable=False)
+    )
+    roles: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(PortableJSON, nullable=False),
+        description="Static roles from the SIS extract (staff).",
+    )
+    sms_e164: str | None = Field(
+        default=None, max_length=20, description="The chosen SMS number (derived by the sync)."
+    )
+    sms_reason: str | None = Field(
+        default=None, max_length=40, description="Why there is no SMS number, when there is none."
+    )
+    source_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    deactivated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class PhoneNumber(SQLModel, table=True):
+    """One phone of a person, raw and interpreted."""
+
+    __tablename__ = "phone_number"
+    __table_args__ = (
+        UniqueConstraint("person_id", "type_code", "match_key", name="uq_phone_person_key"),
+        Index("ix_phone_e164", "e164"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    raw: str = Field(max_length=200, description="The value exactly as the SIS sent it.")
+    country: str | None = Field(default=None, max_length=2)
+    type_code: str = Field(max_length=32, description="The SIS's phone type code.")
+    kind: str = Field(max_length=16, description="mobile | home | work | parent | fax | other")
+    known_type_code: bool = Field(default=True)
+    match_key: str = Field(
+        max_length=220, description="E.164 when valid, else 'raw:' + raw: survives reformatting."
+    )
+    e164: str | None = Field(default=None, max_length=20)
+    extension: str | None = Field(default=None, max_length=20)
+    line_type: str | None = Field(default=None, max_length=32)
+    valid: bool = Field(default=False)
+    reason: str | None = Field(default=None, max_length=40, description="Why it was rejected.")
+    sms_capable: bool = Field(default=False)
+    type_mismatch: bool = Field(default=False, description="Coded mobile, line type fixed.")
+    is_primary: bool = Field(default=False)
+    source_updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    present: bool = Field(default=True, description="Still in the SIS extract.")
+    sms_allowed: bool | None = Field(
+        default=None, description="Admin override: True = text this number, False = never."
+    )
+    disabled_by_carrier: bool = Field(default=False)
+    carrier_error_code: int | None = Field(default=None)
+    first_seen: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    last_seen: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

@@ -1,0 +1,393 @@
+"""Repository functions of the SIS sync: read what is stored, and apply a plan atomically.
+
+Everything is written with bulk statements (one round-trip per few hundred rows, not per
+row): a first sync of 100,000 students must cost little more than parsing their numbers.
+The caller owns the session and its transaction; a failure anywhere leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, insert, select, update
+from sqlmodel import Session, col
+
+from domain.config import SmsConfig
+from domain.phones import PhoneFacts, choose_sms_number
+from domain.sync import PersonChange, PhoneRow, SyncPlan
+from models.consent import INSTITUTION, Consent, ConsentEvent
+from models.people import Person, PhoneNumber
+
+T = TypeVar("T")
+_CHUNK = 2000
+
+person_t = Person.__table__  # type: ignore[attr-defined]
+phone_t = PhoneNumber.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPerson:
+    """What the diff needs to know about a stored person."""
+
+    id: int
+    source_hash: str | None
+    status: str
+    role: str
+
+
+@dataclass(slots=True)
+class ApplyStats:
+    """What the apply step wrote."""
+
+    people_created: int = 0
+    people_updated: int = 0
+    people_deactivated: int = 0
+    phones_inserted: int = 0
+    phones_updated: int = 0
+    phones_removed: int = 0
+    consents_created: int = 0
+    sms_changed: list[str] = field(default_factory=list)
+
+
+def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    """Slices of at most ``size`` items (keeps IN lists under every driver's limits)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_person_index(*, session: Session) -> dict[str, StoredPerson]:
+    """Every stored person by SIS id: id, change hash, status and role."""
+    rows = session.execute(
+        select(person_t.c.sis_id, person_t.c.id, person_t.c.source_hash, person_t.c.status,
+               person_t.c.role)
+    )
+    return {r.sis_id: StoredPerson(r.id, r.source_hash, r.status, r.role) for r in rows}
+
+
+def count_active(*, session: Session, roles: Iterable[str]) -> int:
+    """Active people of the given roles."""
+    stmt = select(func.count()).where(
+        person_t.c.status == "active", person_t.c.role.in_(list(roles))
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def _phone_values(person_id: int, row: PhoneRow, now: datetime) -> dict[str, Any]:
+    return {
+        "person_id": person_id,
+        "raw": row.raw,
+        "country": row.country,
+        "type_code": row.type_code,
+        "kind": str(row.kind),
+        "known_type_code": row.known_type_code,
+        "match_key": row.match_key,
+        "e164": row.e164,
+        "extension": row.extension,
+        "line_type": row.line_type,
+        "valid": row.valid,
+        "reason": row.reason,
+        "sms_capable": row.sms_capable,
+        "type_mismatch": row.type_mismatch,
+        "is_primary": row.is_primary,
+        "source_updated_at": row.source_updated_at,
+        "present": True,
+        "first_seen": now,
+        "last_seen": now,
+    }
+
+
+def _facts(index: int, row: PhoneRow, stored: dict[str, Any] | None = None) -> PhoneFacts:
+    return PhoneFacts(
+        id=index,
+        kind=row.kind,
+        e164=row.e164,
+        valid=row.valid,
+        sms_capable=row.sms_capable,
+        is_primary=row.is_primary,
+        updated_at=row.source_updated_at,
+        sms_allowed=stored["sms_allowed"] if stored else None,
+        disabled_by_carrier=bool(stored["disabled_by_carrier"]) if stored else False,
+    )
+
+
+def _person_values(change: PersonChange, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "role": change.role,
+        "status": change.status,
+        "source_hash": change.source_hash,
+        "updated_at": now,
+    }
+    for key, value in change.fields.items():
+        if key == "advisor_id":
+            values["advisor_sis_id"] = value
+        elif key in {"tags", "courses", "roles"}:
+            values[key] = list(value or [])
+        elif key != "status":
+            values[key] = value
+    return values
+
+
+def apply_plan(
+    plan: SyncPlan,
+    *,
+    session: Session,
+    config: SmsConfig,
+    now: datetime,
+    checkpoint: Callable[[str], None] | None = None,
+) -> ApplyStats:
+    """Write ``plan`` inside the caller's transaction.
+
+    ``checkpoint(stage)`` is called between stages ("people", "phones", "consent",
+    "deactivate"); tests use it to inject a failure mid-apply and prove atomicity.
+    """
+    stats = ApplyStats()
+    mark = checkpoint or (lambda _stage: None)
+    default_kind = config.default_phone_type
+    new_numbers: list[str] = []  # SMS numbers of students that may need auto opt-in
+
+    # --- people -----------------------------------------------------------------------
+    create_rows: list[dict[str, Any]] = []
+    for change in plan.creates:
+        choice = choose_sms_number(
+            [_facts(i, p) for i, p in enumerate(change.phones)], default_kind=default_kind
+        )
+        values = _person_values(change, now)
+        values.update(
+            sis_id=change.sis_id,
+            created_at=now,
+            sms_e164=choice.e164,
+            sms_reason=str(choice.reason) if choice.reason else None,
+            tags=values.get("tags", []),
+            courses=values.get("courses", []),
+            roles=values.get("roles", []),
+        )
+        create_rows.append(values)
+        if choice.e164 and change.role == "student":
+            new_numbers.append(choice.e164)
+    ids: dict[str, int] = {}
+    for batch in chunked(create_rows):
+        result = session.execute(
+            insert(person_t).returning(
+                person_t.c.id, person_t.c.sis_id, sort_by_parameter_order=True
+            ),
+            list(batch),
+        )
+        ids.update({r.sis_id: r.id for r in result})
+    stats.people_created = len(create_rows)
+
+    stored_phones = _load_phones(session, [c.existing_id for c in plan.updates if c.existing_id])
+    update_rows: list[dict[str, Any]] = []
+    phone_inserts: list[dict[str, Any]] = []
+    phone_updates: list[dict[str, Any]] = []
+    phone_removed: list[int] = []
+    for change in plan.updates:
+        person_id = change.existing_id
+        assert person_id is not None  # noqa: S101 - updates always carry the stored id
+        existing = stored_phones.get(person_id, {})
+        facts: list[PhoneFacts] = []
+        seen: set[int] = set()
+        for index, row in enumerate(change.phones):
+            stored = existing.get((row.type_code, row.match_key))
+            if stored is None:
+                phone_inserts.append(_phone_values(person_id, row, now))
+                facts.append(_facts(-1 - index, row))
+                continue
+            seen.add(stored["id"])
+            values = _phone_values(person_id, row, now)
+            del values["first_seen"]
+            values["id"] = stored["id"]
+            phone_updates.append(values)
+            facts.append(_facts(stored["id"], row, stored))
+        phone_removed.extend(
+            s["id"] for s in existing.values() if s["id"] not in seen and s["present"]
+        )
+        choice = choose_sms_number(facts, default_kind=default_kind)
+        values = _person_values(change, now)
+        values["id"] = person_id
+        values["sms_e164"] = choice.e164
+        values["sms_reason"] = str(choice.reason) if choice.reason else None
+        if change.status == "active":
+            values["deactivated_at"] = None
+        update_rows.append(values)
+        if choice.e164 and change.role == "student":
+            new_numbers.append(choice.e164)
+    _bulk_update(session, Person, update_rows)
+    stats.people_updated = len(update_rows)
+    mark("people")
+
+    # --- phones -----------------------------------------------------------------------
+    for change in plan.creates:
+        person_id = ids[change.sis_id]
+        phone_inserts.extend(_phone_values(person_id, row, now) for row in change.phones)
+    for batch in chunked(phone_inserts):
+        session.execute(insert(phone_t), list(batch))
+    _bulk_update(session, PhoneNumber, phone_updates)
+    for id_batch in chunked(phone_removed):
+        session.execute(
+            update(phone_t).where(phone_t.c.id.in_(list(id_batch))).values(present=False)
+        )
+    stats.phones_inserted = len(phone_inserts)
+    stats.phones_updated = len(phone_updates)
+    stats.phones_removed = len(phone_removed)
+    mark("phones")
+
+    # --- consent: new SMS numbers of students are opted in when auto opt-in is on ------------
+    if config.auto_opt_in and new_numbers:
+        stats.consents_created = _auto_opt_in(session, new_numbers, now)
+    mark("consent")
+
+    # --- people missing from a full extract become inactive (never deleted) ---------------
+    for id_batch in chunked(plan.deactivate_ids):
+        session.execute(
+            update(person_t)
+            .where(person_t.c.id.in_(list(id_batch)))
+            .values(status="inactive", deactivated_at=now, updated_at=now)
+        )
+    stats.people_deactivated = len(plan.deactivate_ids)
+    mark("deactivate")
+    session.flush()
+    return stats
+
+
+def _bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    # ORM bulk UPDATE by primary key: rows with the same keys are batched into executemany.
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    for group in by_shape.values():
+        for batch in chunked(group):
+            session.execute(update(model), list(batch))
+
+
+def _load_phones(
+    session: Session, person_ids: list[int]
+) -> dict[int, dict[tuple[str, str], dict[str, Any]]]:
+    found: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+    cols = (
+        phone_t.c.id,
+        phone_t.c.person_id,
+        phone_t.c.type_code,
+        phone_t.c.match_key,
+        phone_t.c.sms_allowed,
+        phone_t.c.disabled_by_carrier,
+        phone_t.c.present,
+    )
+    for batch in chunked(person_ids):
+        for row in session.execute(select(*cols).where(phone_t.c.person_id.in_(list(batch)))):
+            found.setdefault(row.person_id, {})[(row.type_code, row.match_key)] = row._asdict()
+    return found
+
+
+def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
+    unique = sorted(set(numbers))
+    known: set[str] = set()
+    for batch in chunked(unique):
+        known.update(
+            session.execute(
+                select(Consent.e164).where(
+                    col(Consent.e164).in_(list(batch)), Consent.sender_e164 == INSTITUTION
+                )
+            ).scalars()
+        )
+    fresh = [n for n in unique if n not in known]
+    consent_t = Consent.__table__  # type: ignore[attr-defined]
+    event_t = ConsentEvent.__table__  # type: ignore[attr-defined]
+    for batch in chunked(fresh):
+        session.execute(
+            insert(consent_t),
+            [
+                {"e164": n, "sender_e164": INSTITUTION, "status": "opted_in", "source": "auto",
+                 "updated_at": now}
+                for n in batch
+            ],
+        )
+        session.execute(
+            insert(event_t),
+            [
+                {"e164": n, "sender_e164": INSTITUTION, "status": "opted_in", "source": "auto",
+                 "reason": "new student, auto opt-in is on", "actor": "sis-sync", "at": now}
+                for n in batch
+            ],
+        )
+    return len(fresh)
+
+
+def sync_totals(*, session: Session) -> dict[str, int]:
+    """Figures over what is stored now: valid/invalid phones and SMS-eligible students."""
+    active_phone = select(phone_t.c.valid, func.count()).select_from(
+        phone_t.join(person_t, person_t.c.id == phone_t.c.person_id)
+    ).where(person_t.c.status == "active", phone_t.c.present.is_(True)).group_by(phone_t.c.valid)
+    valid = invalid = 0
+    for is_valid, count in session.execute(active_phone):
+        if is_valid:
+            valid = int(count)
+        else:
+            invalid = int(count)
+    eligible = session.execute(
+        select(func.count()).where(
+            person_t.c.status == "active",
+            person_t.c.role == "student",
+            person_t.c.sms_e164.is_not(None),
+        )
+    ).scalar_one()
+    mismatches = session.execute(
+        select(func.count())
+        .select_from(phone_t.join(person_t, person_t.c.id == phone_t.c.person_id))
+        .where(
+            person_t.c.status == "active",
+            phone_t.c.present.is_(True),
+            phone_t.c.type_mismatch.is_(True),
+        )
+    ).scalar_one()
+    shared = session.execute(
+        select(func.count()).select_from(
+            select(person_t.c.sms_e164)
+            .where(
+                person_t.c.status == "active",
+                person_t.c.role == "student",
+                person_t.c.sms_e164.is_not(None),
+            )
+            .group_by(person_t.c.sms_e164)
+            .having(func.count() > 1)
+            .subquery()
+        )
+    ).scalar_one()
+    return {
+        "phones_valid": valid,
+        "phones_invalid": invalid,
+        "sms_eligible": int(eligible),
+        "type_mismatches": int(mismatches),
+        "shared_numbers": int(shared),
+    }
+
+
+def refresh_sms_number(*, session: Session, person_id: int, config: SmsConfig) -> str | None:
+    """Re-choose one person's SMS number from their stored phones (after an override or a
+    carrier verdict); returns the chosen E.164 or None."""
+    rows = session.execute(
+        select(phone_t).where(phone_t.c.person_id == person_id, phone_t.c.present.is_(True))
+    ).all()
+    facts = [
+        PhoneFacts(
+            id=r.id,
+            kind=r.kind,
+            e164=r.e164,
+            valid=r.valid,
+            sms_capable=r.sms_capable,
+            is_primary=r.is_primary,
+            updated_at=r.source_updated_at,
+            sms_allowed=r.sms_allowed,
+            disabled_by_carrier=r.disabled_by_carrier,
+        )
+        for r in rows
+    ]
+    choice = choose_sms_number(facts, default_kind=config.default_phone_type)
+    session.execute(
+        update(person_t)
+        .where(person_t.c.id == person_id)
+        .values(sms_e164=choice.e164, sms_reason=str(choice.reason) if choice.reason else None)
+    )
+    return choice.e164

@@ -1,0 +1,66 @@
+"""What every CLI command shares: JSON-or-human output, clean errors, settings and sessions.
+
+Only the standard library and typer are imported at module level: ``nudge --help`` must
+start in well under half a second, so anything heavy is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from nudge.settings import Settings
+
+JSON_HELP = "Print one JSON object on stdout instead of a human summary."
+
+
+def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    """Print ``data`` as one JSON object, or as the human summary ``human(data)``."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(human(data).rstrip("\n") + "\n")
+
+
+def fail(message: str, *, as_json: bool, code: int = 1, **extra: Any) -> NoReturn:
+    """Report an error (as ``{"error": ...}`` with ``--json``) and exit non-zero."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message, **extra}, default=str) + "\n")
+    else:
+        sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """The process settings (environment and ``.env``), read now rather than at import."""
+    from nudge.settings import get_settings
+
+    return get_settings()
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A committed-on-success session on nudge's database."""
+    from models.db import make_engine, session_scope
+
+    engine = make_engine(settings().database_url)
+    try:
+        with session_scope(engine) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
+def prefect_server_configured() -> bool:
+    """True when a Prefect API is configured, so runs can be tracked without a temp server."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())

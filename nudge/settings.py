@@ -1,0 +1,92 @@
+"""Infrastructure settings for nudge: where the database, Twilio, the SIS and mail live.
+
+One pydantic-settings class reads ``NUDGE_*`` environment variables and an optional ``.env``
+file. Nothing here is read at import time: call :func:`get_settings` (or build
+``Settings()``) when a command or flow starts.
+
+Business rules an SMS admin edits at run time (permitted roles, quota, quiet hours, the
+phone-type code mapping, ...) are *not* here: they live in the database as ``SmsConfig`` and
+are edited with ``nudge config set``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: A well-formed but fake account SID: the sandbox emulator accepts any well-formed pair.
+SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
+
+
+class Settings(BaseSettings):
+    """Every environment-level setting of nudge (prefix ``NUDGE_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NUDGE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./nudge.db",
+        description="SQLAlchemy URL of nudge's own database (SQLite file or PostgreSQL).",
+    )
+
+    # --- Twilio -------------------------------------------------------------------------
+    twilio_account_sid: str = Field(default=SANDBOX_ACCOUNT_SID, description="Account SID.")
+    twilio_auth_token: SecretStr = Field(default=SecretStr("sandbox"), description="Auth token.")
+    twilio_base_url: str | None = Field(
+        default=None,
+        description="Rewrite https://*.twilio.com to this base URL (the sandbox emulator). "
+        "Unset means real Twilio.",
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, description="Optional Messaging Service that new sender numbers join."
+    )
+    twilio_area_code: str | None = Field(
+        default=None, description="Area code to search first when provisioning sender numbers."
+    )
+    twilio_country: str = Field(default="US", description="Country of provisioned numbers.")
+    twilio_timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout per call.")
+    twilio_max_retries: int = Field(default=5, ge=0, description="Retries of retriable errors.")
+
+    # --- sending pace -------------------------------------------------------------------
+    send_concurrency: int = Field(default=32, ge=1, description="Concurrent Twilio calls.")
+    sender_mps: float = Field(default=10.0, gt=0, description="Messages/s per sender number.")
+    account_mps: float = Field(default=100.0, gt=0, description="Messages/s for the account.")
+    chunk_size: int = Field(default=200, ge=1, le=5000, description="Messages per send chunk.")
+
+    # --- SIS ----------------------------------------------------------------------------
+    sis_source: str | None = Field(
+        default=None, description="Default sync source: csv:PATH or ethos:URL."
+    )
+    ethos_api_key: SecretStr | None = Field(default=None, description="Ethos API key.")
+    sync_workers: int = Field(
+        default=0, ge=0, description="Processes that parse phone numbers (0 = one per core)."
+    )
+
+    # --- mail ---------------------------------------------------------------------------
+    smtp_host: str | None = Field(default=None, description="SMTP host; unset = outbox folder.")
+    smtp_port: int = Field(default=587, description="SMTP port.")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS.")
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    mail_from: str = Field(default="nudge@localhost", description="From address of emails.")
+    outbox_dir: Path = Field(default=Path("outbox"), description="Where .eml files go.")
+    alert_emails: list[str] = Field(
+        default_factory=list, description="Who gets data-quality alerts (JSON list)."
+    )
+
+    # --- reports ------------------------------------------------------------------------
+    report_dir: Path = Field(default=Path("reports"), description="Data-quality reports.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once on first use."""
+    return Settings()
