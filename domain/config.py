@@ -14,6 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from domain.keywords import DEFAULT_REVOCATION_PHRASES
+from domain.quiet_hours import parse_window
+from domain.quota import QuotaUnit
+
 
 class PhoneKind(StrEnum):
     """Canonical kinds the institution's phone type codes map to."""
@@ -24,13 +28,6 @@ class PhoneKind(StrEnum):
     parent = "parent"
     fax = "fax"
     other = "other"
-
-
-class QuotaUnit(StrEnum):
-    """What the monthly limit counts."""
-
-    messages = "messages"
-    segments = "segments"
 
 
 class OptOutScope(StrEnum):
@@ -53,25 +50,6 @@ DEFAULT_TYPE_CODE_MAP: dict[str, PhoneKind] = {
     **dict.fromkeys(["PAGER", "TDD", "MAIN", "OTHER"], PhoneKind.other),
 }
 
-DEFAULT_REVOCATION_PHRASES: list[str] = [
-    "stop texting me",
-    "stop texting",
-    "stop messaging me",
-    "stop sending me",
-    "dont text me",
-    "do not text me",
-    "don't text me",
-    "no more texts",
-    "remove me",
-    "take me off",
-    "unsubscribe me",
-    "wrong number",
-    "leave me alone",
-    "not a student",
-]
-
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-
 
 class SmsConfig(BaseModel):
     """Every business rule nudge honours, with its default."""
@@ -88,7 +66,7 @@ class SmsConfig(BaseModel):
     monthly_limit: int | None = Field(
         default=10_000, ge=0, description="SMS allowed per month; None = no limit."
     )
-    quota_unit: QuotaUnit = Field(default=QuotaUnit.messages)
+    quota_unit: QuotaUnit = Field(default=QuotaUnit.MESSAGES)
     opt_out_scope: OptOutScope = Field(default=OptOutScope.institution)
     quiet_hours: str = Field(
         default="08:00-21:00",
@@ -130,12 +108,8 @@ class SmsConfig(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        value = value.strip()
-        if value.lower() == "off":
-            return "off"
-        if not _WINDOW.match(value):
-            raise ValueError("expected HH:MM-HH:MM (e.g. 08:00-21:00) or 'off'")
-        return value
+        window = parse_window(value)  # raises ValueError with the accepted format
+        return "off" if window is None else str(window)
 
     @field_validator("timezone")
     @classmethod

@@ -31,7 +31,9 @@ def config_fingerprint(config: SmsConfig) -> str:
     return json.dumps(relevant, sort_keys=True)
 
 
-def person_hash(fingerprint: str, person_raw: Sequence[str], phone_raws: Iterable[Sequence[str]]) -> str:
+def person_hash(
+    fingerprint: str, person_raw: Sequence[str], phone_raws: Iterable[Sequence[str]]
+) -> str:
     """A stable digest of everything the SIS said about one person (order of phones ignored)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(fingerprint.encode())

@@ -1,0 +1,279 @@
+"""Campaign planning, pure: what each recipient gets, by which channel, and why.
+
+Given the audience (plain values read from the database), the template, consent facts, who
+this sender number has texted before, the quota left and ``now``, :func:`plan_recipients`
+renders every body, counts its segments, asks the router, and returns one
+:class:`PlannedRecipient` per student plus a :class:`PlanSummary` — the preview staff see
+before sending and the plan the send path writes. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.audience import AudienceFilter
+from domain.config import OptOutScope, SmsConfig
+from domain.quiet_hours import parse_window, recipient_timezone
+from domain.quota import message_cost
+from domain.routing import (
+    Channel,
+    ConsentSource,
+    ConsentState,
+    Decision,
+    RecipientFacts,
+    RoutingPolicy,
+    opt_in_notice,
+    route,
+)
+from domain.segments import MAX_BODY_CHARS, SegmentInfo, body_length, segment_info
+from domain.templates import Template
+
+
+class CampaignRequest(BaseModel):
+    """What a staff member asks for: the ``send-campaign`` form in the Prefect UI."""
+
+    model_config = ConfigDict(title="Campaign", extra="forbid")
+
+    sender_id: str = Field(
+        title="Sender (staff SIS id)",
+        description="The staff member the texts come from; they need a permitted role.",
+        min_length=1,
+    )
+    message: str = Field(
+        title="Message",
+        description="Text with optional variables: {first_name} {preferred_name} {last_name} "
+        "{sender_name} {advisor_name} {program}.",
+        min_length=1,
+    )
+    audience: AudienceFilter = Field(
+        default=AudienceFilter(),
+        title="Audience",
+        description="Active students matching every filled-in filter.",
+    )
+    send_at: datetime | None = Field(
+        default=None,
+        title="Send at",
+        description="Leave empty to send now; otherwise the dispatcher sends it when due.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        title="Dry run (preview only)",
+        description="Show how many go by SMS and by email, and why, without sending.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One audience member, as planning needs them (read from the database)."""
+
+    id: int
+    sis_id: str
+    display_name: str
+    email: str | None
+    sms_e164: str | None
+    sms_reason: str | None
+    values: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConsent:
+    """A stored consent row: status and source strings as the database keeps them."""
+
+    status: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRecipient:
+    """One recipient's plan: the rendered body, its segments, and the router's decision."""
+
+    member: Member
+    body: str
+    segments: SegmentInfo
+    decision: Decision
+    notice: str | None = None
+    notice_segments: SegmentInfo | None = None
+
+
+@dataclass(slots=True)
+class PlanSummary:
+    """The preview: counts by channel and reason, and exact segment figures."""
+
+    recipients: int = 0
+    sms: int = 0
+    email: int = 0
+    deferred: int = 0
+    undeliverable: int = 0
+    opt_in_notices: int = 0
+    quota_units: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    segments_min: int = 0
+    segments_max: int = 0
+    segments_total: int = 0
+    encodings: Counter[str] = field(default_factory=Counter)
+    empty_variables: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures (the keys ``nudge send --json`` promises)."""
+        return {
+            "recipients": self.recipients,
+            "sms": self.sms,
+            "email": self.email,
+            "deferred": self.deferred,
+            "undeliverable": self.undeliverable,
+            "opt_in_notices": self.opt_in_notices,
+            "quota_units": self.quota_units,
+            "by_reason": dict(self.by_reason.most_common()),
+            "segments": {
+                "min": self.segments_min,
+                "max": self.segments_max,
+                "total": self.segments_total,
+                "encodings": dict(self.encodings),
+            },
+            "empty_variables": dict(self.empty_variables),
+        }
+
+
+class PlanRefused(ValueError):
+    """The request cannot be planned; the message says what to change."""
+
+
+_CONSENT_STATES = {s.value: s for s in ConsentState}
+_CONSENT_SOURCES = {s.value: s for s in ConsentSource}
+
+
+def effective_consent(
+    institution: StoredConsent | None,
+    sender: StoredConsent | None,
+    scope: OptOutScope,
+) -> tuple[ConsentState, ConsentSource | None]:
+    """Resolve the consent that applies to one sender texting one number.
+
+    An institution-wide opt-out or review pause always wins. With per-sender scope, a row
+    for this sender comes next; otherwise the institution row decides.
+    """
+    chosen = institution
+    blocked = institution is not None and institution.status in {
+        ConsentState.OPTED_OUT,
+        ConsentState.PAUSED_FOR_REVIEW,
+    }
+    if not blocked and sender is not None and scope == OptOutScope.sender:
+        chosen = sender
+    if chosen is None:
+        return ConsentState.UNKNOWN, None
+    return (
+        _CONSENT_STATES.get(chosen.status, ConsentState.UNKNOWN),
+        _CONSENT_SOURCES.get(chosen.source),
+    )
+
+
+def check_lengths(bodies: Sequence[tuple[str, str]]) -> None:
+    """Refuse the plan if any rendered body exceeds Twilio's limit, naming the recipients."""
+    too_long = [
+        (sis_id, body_length(body)) for sis_id, body in bodies if body_length(body) > MAX_BODY_CHARS
+    ]
+    if too_long:
+        shown = ", ".join(f"{sis_id} ({length} chars)" for sis_id, length in too_long[:10])
+        more = f" and {len(too_long) - 10} more" if len(too_long) > 10 else ""
+        raise PlanRefused(
+            f"the message would exceed {MAX_BODY_CHARS} characters for {len(too_long)} "
+            f"recipient(s): {shown}{more}. Shorten it; nothing was planned."
+        )
+
+
+def plan_recipients(
+    members: Sequence[Member],
+    *,
+    template: Template,
+    config: SmsConfig,
+    sender_name: str,
+    consents: Mapping[str, tuple[StoredConsent | None, StoredConsent | None]],
+    texted_before: frozenset[str],
+    quota_left: int | None,
+    now: datetime,
+) -> tuple[list[PlannedRecipient], PlanSummary]:
+    """Render, count and route every member; the quota estimate shrinks as SMS are planned.
+
+    ``consents`` maps an E.164 to its (institution, this-sender) rows. The real quota is
+    reserved atomically at send time; this estimate makes the preview honest.
+    """
+    rendered = [(m, template.render(m.values)) for m in members]
+    check_lengths([(m.sis_id, body) for m, body in rendered])
+    policy = RoutingPolicy(
+        auto_opt_in=config.auto_opt_in,
+        window=parse_window(config.quiet_hours),
+        institution_tz=config.timezone,
+    )
+    summary = PlanSummary()
+    planned: list[PlannedRecipient] = []
+    left = quota_left
+    for member, body in rendered:
+        info = segment_info(body)
+        notice_text: str | None = None
+        notice_info: SegmentInfo | None = None
+        notice_cost = 1
+        if member.sms_e164 and member.sms_e164 not in texted_before:
+            notice_text = opt_in_notice(sender_name, member.display_name)
+            notice_info = segment_info(notice_text)
+            notice_cost = message_cost(notice_info.segments, config.quota_unit)
+        state, source = ConsentState.UNKNOWN, None
+        if member.sms_e164:
+            inst, mine = consents.get(member.sms_e164, (None, None))
+            state, source = effective_consent(inst, mine, config.opt_out_scope)
+        facts = RecipientFacts(
+            person_id=member.sis_id,
+            sms_e164=member.sms_e164,
+            email=member.email or None,
+            no_sms_reason=member.sms_reason,
+            consent=state,
+            consent_source=source,
+            timezone=recipient_timezone(member.sms_e164, config.timezone)
+            if member.sms_e164
+            else None,
+            texted_before=member.sms_e164 in texted_before if member.sms_e164 else False,
+        )
+        decision = route(
+            facts,
+            policy=policy,
+            quota_left=left,
+            cost=message_cost(info.segments, config.quota_unit),
+            now=now,
+            notice_cost=notice_cost,
+        )
+        if decision.channel is Channel.SMS and left is not None:
+            left -= decision.quota_cost
+        if not decision.needs_opt_in_notice:
+            notice_text, notice_info = None, None
+        planned.append(PlannedRecipient(member, body, info, decision, notice_text, notice_info))
+        _count(summary, member, info, decision, template)
+    return planned, summary
+
+
+def _count(
+    summary: PlanSummary, member: Member, info: SegmentInfo, decision: Decision, template: Template
+) -> None:
+    summary.recipients += 1
+    summary.by_reason[decision.reason.value] += 1
+    if decision.channel is Channel.SMS:
+        summary.sms += 1
+        summary.quota_units += decision.quota_cost
+        summary.opt_in_notices += int(decision.needs_opt_in_notice)
+        summary.deferred += int(decision.send_at is not None)
+        summary.segments_total += info.segments
+        summary.segments_min = (
+            info.segments if summary.sms == 1 else min(summary.segments_min, info.segments)
+        )
+        summary.segments_max = max(summary.segments_max, info.segments)
+        summary.encodings[info.encoding] += 1
+    elif decision.channel is Channel.EMAIL:
+        summary.email += 1
+    else:
+        summary.undeliverable += 1
+    for name in template.missing(member.values):
+        summary.empty_variables[name] += 1
