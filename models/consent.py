@@ -26,8 +26,13 @@ class Consent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     e164: str = Field(max_length=20)
     sender_e164: str = Field(default=INSTITUTION, max_length=20)
-    status: str = Field(max_length=16, description="opted_in | opted_out | review")
-    source: str = Field(max_length=16, description="auto | START | STOP | admin | carrier | phrase")
+    status: str = Field(
+        max_length=20, description="ConsentState: opted_in|opted_out|paused_for_review"
+    )
+    source: str = Field(
+        max_length=20,
+        description="ConsentSource: auto|start|stop|admin|carrier_21610|reply_review",
+    )
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
@@ -42,8 +47,8 @@ class ConsentEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     e164: str = Field(max_length=20)
     sender_e164: str = Field(default=INSTITUTION, max_length=20)
-    status: str = Field(max_length=16)
-    source: str = Field(max_length=16)
+    status: str = Field(max_length=20)
+    source: str = Field(max_length=20)
     reason: str | None = Field(default=None, max_length=500)
     actor: str | None = Field(default=None, max_length=200)
     inbound_sid: str | None = Field(default=None, max_length=40)

@@ -56,11 +56,42 @@ def _postgres_schema_url(base: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def _pg_session_url() -> Iterator[str]:
+    """One PostgreSQL schema for the whole session, with every table created once."""
+    assert POSTGRES_URL
+    for url in _postgres_schema_url(POSTGRES_URL):
+        eng = make_engine(url)
+        SQLModel.metadata.create_all(eng)
+        eng.dispose()
+        yield url
+
+
+def _truncate_all(url: str) -> None:
+    eng = make_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with eng.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    eng.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database URL: a SQLite file, or a fresh PostgreSQL schema."""
+    """A database URL holding no rows: a new SQLite file (tables created by ``engine``), or
+    the session's PostgreSQL schema, emptied before the test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'nudge.db'}"
+    else:
+        url = request.getfixturevalue("_pg_session_url")
+        _truncate_all(url)
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all (for migrations): SQLite file or a new schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         assert POSTGRES_URL
         yield from _postgres_schema_url(POSTGRES_URL)
@@ -92,3 +123,31 @@ def settings(engine: Engine, db_url: str, tmp_path: Path) -> Settings:
         report_dir=tmp_path / "reports",
         sync_workers=1,
     )
+
+
+# --- the Twilio emulator and a real SMTP server -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[object]:
+    """One emulator for the session (thread mode, messages final at once); reset per test."""
+    from sandbox.twilio import EmulatorConfig, run_emulator
+
+    with run_emulator(EmulatorConfig(status_delay_ms=0)) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(_emulator_server: object) -> Iterator[object]:
+    """The session's emulator, emptied (messages, numbers, opt-outs, knobs) for this test."""
+    _emulator_server.reset()  # type: ignore[attr-defined]
+    yield _emulator_server
+
+
+@pytest.fixture
+def smtp() -> Iterator[object]:
+    """A real SMTP server (aiosmtpd) on loopback, recording what it receives."""
+    from tests.smtp import run_smtp
+
+    with run_smtp() as server:
+        yield server

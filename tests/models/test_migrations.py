@@ -10,11 +10,11 @@ import models  # noqa: F401 - registers the tables
 from models.db import make_engine, upgrade_database
 
 
-def test_upgrade_creates_the_models_schema_and_is_idempotent(db_url: str) -> None:
-    before, after = upgrade_database(db_url)
+def test_upgrade_creates_the_models_schema_and_is_idempotent(empty_db_url: str) -> None:
+    before, after = upgrade_database(empty_db_url)
     assert before is None and after is not None
-    assert upgrade_database(db_url) == (after, after)
-    engine = make_engine(db_url)
+    assert upgrade_database(empty_db_url) == (after, after)
+    engine = make_engine(empty_db_url)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": False})

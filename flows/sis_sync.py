@@ -1,0 +1,74 @@
+"""Deployment entrypoint ``sis-sync``: the nightly SIS contact sync.
+
+Thin orchestration only: the steps live in ``tasks/sis.py``. :func:`run_sync` is the one
+place the order is written; the Prefect flow runs it through the engine, and ``nudge sync``
+runs the same steps as plain functions when no Prefect server is configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow
+
+from domain.sync import SyncRefused
+from models.types import utcnow
+from nudge.settings import Settings, get_settings
+from tasks import sis
+from tasks.runtime import stepper
+
+
+def run_sync(
+    source: str,
+    *,
+    settings: Settings,
+    encoding: str | None = None,
+    engine: bool = False,
+    checkpoint: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Sync people and phones from ``source`` (``csv:PATH`` or ``ethos:URL``).
+
+    Atomic: on any error nothing changes and the SyncRun row records why (``failed``, or
+    ``refused`` when a guard stopped it). Returns the run's figures.
+    """
+    step = stepper(engine)
+    run_id = sis.begin_run(settings, source)
+    started = utcnow()
+    quarantined: list[Any] = []
+    try:
+        data = step(sis.extract)(source, settings, encoding)
+        quarantined = data.quarantined
+        found = step(sis.diff)(data, settings)
+        checked = step(sis.validate)(found, settings)
+        stats = step(sis.apply)(checked, quarantined, run_id, settings, checkpoint)
+    except SyncRefused as exc:
+        sis.fail_run(settings, run_id, status="refused", error=str(exc), quarantined=quarantined)
+        raise
+    except Exception as exc:
+        sis.fail_run(
+            settings,
+            run_id,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            quarantined=quarantined,
+        )
+        raise
+    step(sis.report)(stats, source, started)
+    return stats
+
+
+@flow(name="sis-sync", log_prints=False)
+def sis_sync(source: str | None = None, encoding: str | None = None) -> dict[str, Any]:
+    """Nightly SIS contact sync.
+
+    Args:
+        source: ``csv:PATH`` (folder with people.csv and phones.csv) or ``ethos:URL``.
+            Defaults to ``NUDGE_SIS_SOURCE``.
+        encoding: Text encoding of CSV extracts that are not UTF-8 (e.g. ``cp1252``).
+    """
+    settings = get_settings()
+    chosen = source or settings.sis_source
+    if not chosen:
+        raise ValueError("no source: pass `source` or set NUDGE_SIS_SOURCE (csv:PATH or ethos:URL)")
+    return run_sync(chosen, settings=settings, encoding=encoding, engine=True)

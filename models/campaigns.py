@@ -1,0 +1,437 @@
+"""Repository functions of campaigns: who may send, what is stored about recipients, the
+plan as rows, chunk claims, and the campaign's figures.
+
+The caller owns the session. Writes that must be visible to other workers before an
+external call (a chunk claim, a ``sending`` mark) are committed by the caller right away.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlmodel import Session
+
+from domain.campaign import PlannedRecipient, StoredConsent
+from domain.roles import RoleFilter
+from domain.routing import Channel
+from models.consent import INSTITUTION, Consent
+from models.messaging import (
+    Campaign,
+    InboundMessage,
+    Message,
+    SendChunk,
+    SenderNumber,
+)
+from models.people import Person
+from models.people_sync import chunked
+from models.roles import DynamicRole, RoleGrant
+
+message_t = Message.__table__  # type: ignore[attr-defined]
+chunk_t = SendChunk.__table__  # type: ignore[attr-defined]
+campaign_t = Campaign.__table__  # type: ignore[attr-defined]
+consent_t = Consent.__table__  # type: ignore[attr-defined]
+
+#: An SMS in one of these states reached (or is reaching) Twilio.
+SENT_STATES = ("sent", "delivered", "undelivered", "failed")
+#: States in which a message still has work to do.
+OPEN_STATES = ("planned", "sending")
+
+
+def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
+    """The staff member with this SIS id, active or not."""
+    stmt = select(Person).where(Person.sis_id == sis_id, Person.role == "staff")  # type: ignore[arg-type]
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def granted_roles(*, session: Session, staff_sis_id: str) -> list[str]:
+    """Static roles an admin granted to this staff member."""
+    rows = session.execute(select(RoleGrant.role).where(RoleGrant.staff_sis_id == staff_sis_id))
+    return [r for (r,) in rows]
+
+
+def dynamic_roles(*, session: Session) -> dict[str, RoleFilter]:
+    """Every dynamic role, by name."""
+    rows = session.execute(select(DynamicRole.name, DynamicRole.filter))
+    return {name: RoleFilter.model_validate(spec) for name, spec in rows}
+
+
+def sender_number(*, session: Session, staff_person_id: int) -> SenderNumber | None:
+    """The staff member's sender number row (active or still provisioning), if any."""
+    stmt = select(SenderNumber).where(SenderNumber.staff_person_id == staff_person_id)  # type: ignore[arg-type]
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def consents_for(
+    *, session: Session, numbers: Sequence[str], sender_e164: str | None
+) -> dict[str, tuple[StoredConsent | None, StoredConsent | None]]:
+    """Institution-wide and this-sender consent rows of ``numbers``."""
+    found: dict[str, list[StoredConsent | None]] = {}
+    scopes = [INSTITUTION] + ([sender_e164] if sender_e164 else [])
+    for batch in chunked(sorted(set(numbers))):
+        rows = session.execute(
+            select(
+                consent_t.c.e164, consent_t.c.sender_e164, consent_t.c.status, consent_t.c.source
+            ).where(consent_t.c.e164.in_(list(batch)), consent_t.c.sender_e164.in_(scopes))
+        )
+        for e164, scope, status, source in rows:
+            slot = found.setdefault(e164, [None, None])
+            slot[0 if scope == INSTITUTION else 1] = StoredConsent(status, source)
+    return {k: (v[0], v[1]) for k, v in found.items()}
+
+
+def texted_numbers(
+    *, session: Session, sender_e164: str | None, numbers: Sequence[str]
+) -> set[str]:
+    """Numbers this sender number has texted (or that texted it): no opt-in notice needed."""
+    if not sender_e164:
+        return set()
+    seen: set[str] = set()
+    for batch in chunked(sorted(set(numbers))):
+        seen.update(
+            session.execute(
+                select(message_t.c.to_addr).where(
+                    message_t.c.from_addr == sender_e164,
+                    message_t.c.channel == "sms",
+                    message_t.c.status.in_([*SENT_STATES, "sending"]),
+                    message_t.c.to_addr.in_(list(batch)),
+                )
+            ).scalars()
+        )
+        seen.update(
+            session.execute(
+                select(InboundMessage.from_e164).where(
+                    InboundMessage.to_e164 == sender_e164,
+                    InboundMessage.from_e164.in_(list(batch)),  # type: ignore[attr-defined]
+                )
+            ).scalars()
+        )
+    return seen
+
+
+def email_body(body: str, sender_name: str) -> str:
+    """The email version of a text: the same words, signed, saying why it is an email."""
+    return (
+        f"{body}\n\n— {sender_name}\n\n"
+        "(You are receiving this by email because we could not send it to you by text.)"
+    )
+
+
+def insert_plan(
+    *,
+    session: Session,
+    campaign: Campaign,
+    planned: Sequence[PlannedRecipient],
+    sender_name: str,
+    chunk_size: int,
+    kind: str = "campaign",
+    now: datetime,
+) -> int:
+    """Write the plan as message rows in chunks, in the caller's transaction.
+
+    Unique (campaign, recipient, kind) makes this idempotent: planning the same campaign
+    twice fails instead of doubling anything. Returns the number of chunks.
+    """
+    assert campaign.id is not None  # noqa: S101 - the campaign row was flushed
+    order = sorted(planned, key=lambda p: (p.decision.send_at or now, p.member.id))
+    subject = f"Message from {sender_name}"
+    rows: list[tuple[int, list[dict[str, Any]]]] = []  # (chunk seq, messages)
+    skipped: list[dict[str, Any]] = []
+    seq, in_chunk = 0, 0
+    for item in order:
+        d, m = item.decision, item.member
+        base = {
+            "campaign_id": campaign.id,
+            "person_id": m.id,
+            "created_at": now,
+            "updated_at": now,
+            "extra": {},
+        }
+        if d.channel is Channel.NONE:
+            skipped.append(
+                {
+                    **base,
+                    "kind": kind,
+                    "channel": "none",
+                    "status": "skipped",
+                    "reason": (d.sms_blocked or d.reason).value,
+                    "body": item.body,
+                }
+            )
+            continue
+        if in_chunk >= chunk_size:
+            seq, in_chunk = seq + 1, 0
+        if not rows or rows[-1][0] != seq:
+            rows.append((seq, []))
+        in_chunk += 1
+        messages = rows[-1][1]
+        if d.channel is Channel.EMAIL:
+            messages.append(
+                {
+                    **base,
+                    "kind": kind,
+                    "channel": "email",
+                    "status": "planned",
+                    "reason": d.reason.value,
+                    "to_addr": m.email,
+                    "subject": subject,
+                    "body": email_body(item.body, sender_name),
+                }
+            )
+            continue
+        if item.notice is not None and item.notice_segments is not None:
+            messages.append(
+                {
+                    **base,
+                    "kind": "opt_in_notice",
+                    "channel": "sms",
+                    "status": "planned",
+                    "reason": d.reason.value,
+                    "to_addr": m.sms_e164,
+                    "body": item.notice,
+                    "segments": item.notice_segments.segments,
+                    "encoding": item.notice_segments.encoding,
+                    "send_after": d.send_at,
+                }
+            )
+        messages.append(
+            {
+                **base,
+                "kind": kind,
+                "channel": "sms",
+                "status": "planned",
+                "reason": d.reason.value,
+                "to_addr": m.sms_e164,
+                "body": item.body,
+                "segments": item.segments.segments,
+                "encoding": item.segments.encoding,
+                "send_after": d.send_at,
+                "extra": {"auto_opt_in": True} if d.auto_opt_in else {},
+            }
+        )
+    for seq_no, messages in rows:
+        # Deferred (quiet hours) messages sort last: a chunk waits only if all of it waits.
+        starts = [msg.get("send_after") for msg in messages]
+        not_before = None if any(t is None for t in starts) else min(starts)
+        chunk_id = session.execute(
+            insert(chunk_t).returning(chunk_t.c.id),
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "seq": seq_no,
+                    "status": "pending",
+                    "not_before": not_before,
+                }
+            ],
+        ).scalar_one()
+        for msg in messages:
+            msg["chunk_id"] = chunk_id
+    all_rows = [msg for _, messages in rows for msg in messages] + skipped
+    for batch in chunked(all_rows):
+        session.execute(insert(message_t), _normalise(batch))
+    return len(rows)
+
+
+_MESSAGE_KEYS = (
+    "campaign_id",
+    "person_id",
+    "chunk_id",
+    "kind",
+    "channel",
+    "status",
+    "reason",
+    "to_addr",
+    "from_addr",
+    "subject",
+    "body",
+    "segments",
+    "encoding",
+    "send_after",
+    "created_at",
+    "updated_at",
+    "extra",
+)
+
+
+def _normalise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    # executemany needs every row to carry the same keys.
+    defaults: dict[str, Any] = {
+        "chunk_id": None,
+        "to_addr": None,
+        "from_addr": None,
+        "subject": None,
+        "segments": 0,
+        "encoding": None,
+        "send_after": None,
+    }
+    return [{k: row.get(k, defaults.get(k)) for k in _MESSAGE_KEYS} for row in rows]
+
+
+def claim_chunk(
+    *,
+    session: Session,
+    worker: str,
+    now: datetime,
+    stale_before: datetime,
+    campaign_id: int | None = None,
+) -> int | None:
+    """Claim one due chunk of a sending campaign (or a stale claim of a dead worker).
+
+    PostgreSQL skips rows another worker has locked (``FOR UPDATE SKIP LOCKED``); on SQLite
+    the conditional UPDATE is the arbiter (writers are serialised). Commits the claim.
+    """
+    due = or_(chunk_t.c.not_before.is_(None), chunk_t.c.not_before <= now)
+    claimable = or_(
+        chunk_t.c.status == "pending",
+        and_(chunk_t.c.status == "claimed", chunk_t.c.heartbeat_at < stale_before),
+    )
+    stmt = (
+        select(chunk_t.c.id)
+        .select_from(chunk_t.join(campaign_t, campaign_t.c.id == chunk_t.c.campaign_id))
+        .where(campaign_t.c.status == "sending", claimable, due)
+        .order_by(chunk_t.c.campaign_id, chunk_t.c.seq)
+        .limit(1)
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(chunk_t.c.campaign_id == campaign_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=chunk_t)
+    for _ in range(5):
+        chunk_id = session.execute(stmt).scalar_one_or_none()
+        if chunk_id is None:
+            session.commit()
+            return None
+        won = session.execute(
+            update(chunk_t)
+            .where(chunk_t.c.id == chunk_id, claimable)
+            .values(status="claimed", claimed_by=worker, claimed_at=now, heartbeat_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if won:
+            return int(chunk_id)
+    return None
+
+
+def heartbeat(*, session: Session, chunk_id: int, worker: str, now: datetime) -> bool:
+    """Refresh a claim; False if another worker took the chunk over (stop working on it)."""
+    kept = session.execute(
+        update(chunk_t)
+        .where(
+            chunk_t.c.id == chunk_id, chunk_t.c.claimed_by == worker, chunk_t.c.status == "claimed"
+        )
+        .values(heartbeat_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return bool(kept)
+
+
+def release_chunk(
+    *, session: Session, chunk_id: int, worker: str, done: bool, not_before: datetime | None
+) -> None:
+    """Give a claimed chunk back: done, or pending again (optionally not before a time)."""
+    session.execute(
+        update(chunk_t)
+        .where(chunk_t.c.id == chunk_id, chunk_t.c.claimed_by == worker)
+        .values(
+            status="done" if done else "pending",
+            not_before=not_before,
+            claimed_by=None if not done else worker,
+        )
+    )
+    session.commit()
+
+
+def open_chunks(*, session: Session, campaign_id: int) -> int:
+    """Chunks of the campaign not finished yet (pending or claimed)."""
+    return int(
+        session.execute(
+            select(func.count()).where(
+                chunk_t.c.campaign_id == campaign_id, chunk_t.c.status != "done"
+            )
+        ).scalar_one()
+    )
+
+
+def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
+    """The campaign's breakdown: by channel and status, by reason, and totals."""
+    rows = session.execute(
+        select(
+            message_t.c.kind,
+            message_t.c.channel,
+            message_t.c.status,
+            message_t.c.reason,
+            func.count(),
+        )
+        .where(message_t.c.campaign_id == campaign_id)
+        .group_by(message_t.c.kind, message_t.c.channel, message_t.c.status, message_t.c.reason)
+    ).all()
+    by_status: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    recipients: Counter[str] = Counter()
+    notices = 0
+    for kind, channel, status, reason, count in rows:
+        if kind == "opt_in_notice":
+            notices += count if status in SENT_STATES else 0
+            continue
+        by_status[f"{channel}:{status}"] += count
+        by_reason[reason or "none"] += count
+        recipients[channel] += count
+    return {
+        "recipients": sum(recipients.values()),
+        "sms": recipients["sms"],
+        "email": recipients["email"],
+        "undeliverable": recipients["none"],
+        "opt_in_notices_sent": notices,
+        "by_status": dict(by_status),
+        "by_reason": dict(by_reason),
+    }
+
+
+def disable_number(*, session: Session, e164: str, code: int | None) -> list[int]:
+    """Mark every stored row of ``e164`` as disabled by the carrier; returns the people."""
+    from models.people import PhoneNumber
+
+    phone_t = PhoneNumber.__table__  # type: ignore[attr-defined]
+    people = list(
+        session.execute(
+            select(phone_t.c.person_id).where(phone_t.c.e164 == e164).distinct()
+        ).scalars()
+    )
+    session.execute(
+        update(phone_t)
+        .where(phone_t.c.e164 == e164)
+        .values(disabled_by_carrier=True, carrier_error_code=code)
+    )
+    return people
+
+
+def ensure_auto_consent(*, session: Session, numbers: Iterable[str], now: datetime) -> int:
+    """Record ``opted_in``/``auto`` for numbers that were texted under auto opt-in and have
+    no institution-wide row yet (the audit trail says why they could be texted)."""
+    from models.consent import set_consent
+
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return 0
+    known = set(
+        session.execute(
+            select(consent_t.c.e164).where(
+                consent_t.c.e164.in_(wanted), consent_t.c.sender_e164 == INSTITUTION
+            )
+        ).scalars()
+    )
+    fresh = [n for n in wanted if n not in known]
+    for number in fresh:
+        set_consent(
+            session=session,
+            e164=number,
+            status="opted_in",
+            source="auto",
+            reason="texted under auto opt-in",
+            actor="send",
+            at=now,
+        )
+    return len(fresh)

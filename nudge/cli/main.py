@@ -1,0 +1,56 @@
+"""The ``nudge`` command line: one Typer app, each command group in its own module.
+
+Start-up stays cheap (``nudge --help`` well under half a second): modules imported here
+import only typer; Prefect, SQLModel and Great Expectations load inside the commands.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from nudge.cli import admin_cmds, sync_cmds
+
+app = typer.Typer(
+    name="nudge",
+    help="Two-way SMS outreach for student-success teams: sync contacts from the SIS, "
+    "text students, handle replies, watch data quality.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+sandbox_app = typer.Typer(
+    help="Local emulators of Twilio and the SIS, and a messy data generator.",
+    no_args_is_help=True,
+)
+
+
+def _register_sandbox() -> None:
+    # Each emulator's commands live beside its own code owner; a missing one must not break
+    # the rest of the CLI.
+    from nudge.cli import sandbox_sis, sandbox_twilio
+
+    sandbox_sis.register(sandbox_app)
+    sandbox_twilio.register(sandbox_app)
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+sync_cmds.register(app)
+admin_cmds.register(app)
+_register_sandbox()
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,330 @@
+"""Tasks that turn a campaign request into a plan: refuse, preview, or write the outbox.
+
+Planning happens in one transaction: the campaign row, every message (unique per
+campaign, recipient and kind) and the chunks the send path claims. A refusal (sender not
+permitted, unknown variable, body too long) plans nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import update
+
+from domain.audience import AudienceFilter
+from domain.campaign import (
+    CampaignRequest,
+    Member,
+    PlannedRecipient,
+    PlanRefused,
+    PlanSummary,
+    plan_recipients,
+)
+from domain.config import SmsConfig
+from domain.quota import month_key, remaining
+from domain.routing import PermissionPolicy, SenderFacts, check_sender
+from domain.templates import TemplateError, parse_template
+from models.audience import AudienceMember, resolve_audience
+from models.campaigns import (
+    consents_for,
+    dynamic_roles,
+    granted_roles,
+    insert_plan,
+    sender_number,
+    staff_by_sis_id,
+    texted_numbers,
+)
+from models.config import load_config
+from models.db import make_engine, session_scope
+from models.messaging import Campaign
+from models.people import Person
+from models.quota import used
+from models.types import utcnow
+from nudge.settings import Settings
+from tasks.runtime import in_prefect_run, run_logger
+
+
+@dataclass(slots=True)
+class PlanOutcome:
+    """What planning produced: a refusal, a preview, or a stored campaign."""
+
+    summary: PlanSummary = field(default_factory=PlanSummary)
+    campaign_id: int | None = None
+    refused_reason: str | None = None
+    status: str = "preview"
+    send_at: datetime | None = None
+    chunks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON ``nudge send`` prints (keys promised by the issue, and more)."""
+        return {
+            "campaign_id": self.campaign_id,
+            "status": self.status,
+            "refused_reason": self.refused_reason,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "chunks": self.chunks,
+            **self.summary.as_dict(),
+        }
+
+
+def display_name(person: Person) -> str:
+    """Preferred (else first) name and last name."""
+    first = (person.preferred_name or "").strip() or (person.first_name or "").strip()
+    return " ".join(p for p in (first, (person.last_name or "").strip()) if p) or person.sis_id
+
+
+def _member(m: AudienceMember, sender_name: str) -> Member:
+    return Member(
+        id=m.id,
+        sis_id=m.sis_id,
+        display_name=m.display_name,
+        email=m.email,
+        sms_e164=m.sms_e164,
+        sms_reason=m.sms_reason,
+        values={
+            "first_name": m.first_name,
+            "preferred_name": m.preferred_name,
+            "last_name": m.last_name,
+            "sender_name": sender_name,
+            "advisor_name": m.advisor_name,
+            "program": m.program,
+        },
+    )
+
+
+def sender_policy(
+    session: Any, config: SmsConfig, person: Person
+) -> tuple[SenderFacts, PermissionPolicy]:
+    """The sender's facts (static roles from the SIS and admin grants) and who may send."""
+    static = frozenset([*person.roles, *granted_roles(session=session, staff_sis_id=person.sis_id)])
+    facts = SenderFacts(
+        staff_id=person.sis_id,
+        name=display_name(person),
+        static_roles=static,
+        department=person.department,
+        title=person.title,
+        active=person.status == "active",
+    )
+    policy = PermissionPolicy(
+        permitted_roles=frozenset(config.permitted_roles),
+        dynamic_roles=dynamic_roles(session=session),
+    )
+    return facts, policy
+
+
+def build_plan(
+    session: Any,
+    request: CampaignRequest,
+    *,
+    now: datetime,
+    is_reply: bool = False,
+) -> tuple[PlanOutcome, list[PlannedRecipient], Person | None, SmsConfig]:
+    """Check the request and plan every recipient (nothing is written)."""
+    config = load_config(session=session)
+    outcome = PlanOutcome(send_at=request.send_at)
+    sender = staff_by_sis_id(session=session, sis_id=request.sender_id)
+    if sender is None:
+        outcome.refused_reason = f"no staff member with SIS id {request.sender_id!r}"
+        outcome.status = "refused"
+        return outcome, [], None, config
+    facts, policy = sender_policy(session, config, sender)
+    refusal = check_sender(facts, policy, is_reply=is_reply)
+    if refusal is not None:
+        outcome.refused_reason, outcome.status = refusal.message, "refused"
+        return outcome, [], sender, config
+    try:
+        template = parse_template(request.message)
+    except TemplateError as exc:
+        outcome.refused_reason, outcome.status = str(exc), "refused"
+        return outcome, [], sender, config
+    if request.audience.is_empty():
+        outcome.refused_reason = (
+            "the audience has no filter: choose at least one (caseload, tags, programs, "
+            "degrees, risk levels, courses or student ids) rather than texting every student"
+        )
+        outcome.status = "refused"
+        return outcome, [], sender, config
+    audience = resolve_audience(session=session, audience=request.audience)
+    assert sender.id is not None  # noqa: S101 - a stored person
+    existing = sender_number(session=session, staff_person_id=sender.id)
+    sender_e164 = existing.e164 if existing and existing.status == "active" else None
+    numbers = [m.sms_e164 for m in audience if m.sms_e164]
+    when = request.send_at if request.send_at and request.send_at > now else now
+    quota_left = remaining(
+        config.monthly_limit, used(session=session, month=month_key(when, config.timezone))
+    )
+    try:
+        planned, summary = plan_recipients(
+            [_member(m, facts.name) for m in audience],
+            template=template,
+            config=config,
+            sender_name=facts.name,
+            consents=consents_for(session=session, numbers=numbers, sender_e164=sender_e164),
+            texted_before=frozenset(
+                texted_numbers(session=session, sender_e164=sender_e164, numbers=numbers)
+            ),
+            quota_left=quota_left,
+            now=when,
+        )
+    except PlanRefused as exc:
+        outcome.refused_reason, outcome.status = str(exc), "refused"
+        return outcome, [], sender, config
+    outcome.summary = summary
+    return outcome, planned, sender, config
+
+
+@task(name="plan-campaign", cache_policy=NO_CACHE)
+def plan_campaign(
+    request: CampaignRequest,
+    settings: Settings,
+    *,
+    kind: str = "campaign",
+    is_reply: bool = False,
+    request_key: str | None = None,
+    created_by: str | None = None,
+) -> PlanOutcome:
+    """Preview (``dry_run``) or store a campaign with all its messages, atomically."""
+    now = utcnow()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            if request_key:
+                prior = session.execute(
+                    Campaign.__table__.select().where(  # type: ignore[attr-defined]
+                        Campaign.__table__.c.request_key == request_key  # type: ignore[attr-defined]
+                    )
+                ).first()
+                if prior is not None:  # the same request again: the same campaign
+                    return PlanOutcome(
+                        campaign_id=prior.id, status=prior.status, send_at=prior.send_at
+                    )
+            outcome, planned, sender, _config = build_plan(
+                session, request, now=now, is_reply=is_reply
+            )
+            if request.dry_run or sender is None:
+                return outcome
+            scheduled = request.send_at is not None and request.send_at > now
+            campaign = Campaign(
+                kind=kind,
+                sender_person_id=sender.id,  # type: ignore[arg-type]
+                audience=request.audience.model_dump(mode="json"),
+                template=request.message,
+                send_at=request.send_at,
+                status="refused"
+                if outcome.refused_reason
+                else ("scheduled" if scheduled else "sending"),
+                refused_reason=outcome.refused_reason,
+                request_key=request_key,
+                created_by=created_by,
+                counts=outcome.summary.as_dict(),
+                started_at=None if scheduled or outcome.refused_reason else now,
+            )
+            session.add(campaign)
+            session.flush()
+            outcome.campaign_id = campaign.id
+            outcome.status = campaign.status
+            if not outcome.refused_reason:
+                outcome.chunks = insert_plan(
+                    session=session,
+                    campaign=campaign,
+                    planned=planned,
+                    sender_name=display_name(sender),
+                    chunk_size=settings.chunk_size,
+                    kind=kind,
+                    now=now,
+                )
+    finally:
+        engine.dispose()
+    _report_plan(outcome, request)
+    return outcome
+
+
+def _report_plan(outcome: PlanOutcome, request: CampaignRequest) -> None:
+    log = run_logger()
+    if outcome.refused_reason:
+        log.warning("campaign refused: %s", outcome.refused_reason)
+        return
+    s = outcome.summary
+    log.info(
+        "campaign %s planned: %d recipients, %d SMS (%d deferred), %d email, %d undeliverable",
+        outcome.campaign_id,
+        s.recipients,
+        s.sms,
+        s.deferred,
+        s.email,
+        s.undeliverable,
+    )
+    if in_prefect_run():
+        create_table_artifact(
+            key="campaign-plan",
+            table=[
+                {"reason": reason, "recipients": count}
+                for reason, count in s.by_reason.most_common()
+            ],
+            description=f"Plan of campaign {outcome.campaign_id or '(preview)'}: "
+            f"{request.audience.describe()}",
+        )
+        create_markdown_artifact(key="campaign-preview", markdown=preview_markdown(outcome))
+
+
+def preview_markdown(outcome: PlanOutcome) -> str:
+    """The preview as markdown: channels, reasons and the exact segment figures."""
+    s = outcome.summary
+    lines = [
+        f"## Campaign {'preview' if outcome.campaign_id is None else outcome.campaign_id}",
+        "",
+        f"**{s.recipients}** recipients: **{s.sms}** by SMS ({s.deferred} deferred by quiet "
+        f"hours, {s.opt_in_notices} opt-in notices first), **{s.email}** by email, "
+        f"**{s.undeliverable}** undeliverable.",
+        "",
+        f"Segments per SMS after variables: min {s.segments_min}, max {s.segments_max}, "
+        f"total {s.segments_total} ({', '.join(f'{e} ×{n}' for e, n in s.encodings.items()) or '-'}). "
+        f"Quota needed: {s.quota_units}.",
+    ]
+    if s.empty_variables:
+        lines += [
+            "",
+            "Variables that render empty: "
+            + ", ".join(f"`{{{v}}}` for {n}" for v, n in s.empty_variables.items()),
+        ]
+    return "\n".join(lines)
+
+
+def cancel_campaign(settings: Settings, campaign_id: int) -> str:
+    """Cancel a scheduled campaign before it starts; returns the new status or raises."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            table = Campaign.__table__  # type: ignore[attr-defined]
+            done = session.execute(
+                update(table)
+                .where(table.c.id == campaign_id, table.c.status == "scheduled")
+                .values(status="cancelled", finished_at=utcnow())
+            ).rowcount  # type: ignore[attr-defined]
+            if done:
+                from models.messaging import Message
+
+                mt = Message.__table__  # type: ignore[attr-defined]
+                session.execute(
+                    update(mt)
+                    .where(mt.c.campaign_id == campaign_id, mt.c.status == "planned")
+                    .values(status="skipped", reason="cancelled", updated_at=utcnow())
+                )
+                return "cancelled"
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise LookupError(f"no campaign #{campaign_id}")
+            raise ValueError(
+                f"campaign #{campaign_id} is {row.status}: only a scheduled campaign can be "
+                "cancelled before it starts"
+            )
+    finally:
+        engine.dispose()
+
+
+__all__ = ["AudienceFilter", "PlanOutcome", "build_plan", "cancel_campaign", "plan_campaign"]

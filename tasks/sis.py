@@ -1,0 +1,383 @@
+"""Tasks of the SIS contact sync: extract, diff, validate, apply, report.
+
+Each task is one I/O step. The order is chosen so that unchanged people cost nothing:
+``diff`` compares each person's raw-input hash with the stored one *before* ``validate``
+parses phone numbers, so a no-change re-sync parses no number and writes nothing.
+Caching is off: a sync must always read the SIS afresh.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing import get_context
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import insert, update
+
+from adapters.sis import open_source
+from adapters.sis.base import Extract, QuarantinedRow, SourcePhone
+from domain.config import SmsConfig
+from domain.phones import (
+    ParsedPhone,
+    is_type_mismatch,
+    kind_for_code,
+    match_key,
+    parse_many,
+)
+from domain.sync import (
+    PersonChange,
+    PhoneRow,
+    SyncPlan,
+    check_deactivation,
+    config_fingerprint,
+    person_hash,
+    status_of,
+)
+from models.config import load_config
+from models.db import make_engine, session_scope
+from models.people_sync import apply_plan, count_active, load_person_index, sync_totals
+from models.sync import QuarantinedRow as QuarantinedRowTable
+from models.sync import SyncRun
+from models.types import utcnow
+from nudge.settings import Settings
+from tasks.runtime import in_prefect_run, run_logger
+
+#: Below this many numbers a process pool costs more than it saves.
+PARALLEL_PARSE_MIN = 20_000
+
+
+@dataclass(slots=True)
+class Diff:
+    """What changed since the stored state, before any phone number is parsed."""
+
+    plan: SyncPlan
+    config: SmsConfig
+    phones_by_person: dict[str, list[SourcePhone]]
+
+
+@dataclass(slots=True)
+class Validated:
+    """The plan with every changed person's phones parsed and classified."""
+
+    plan: SyncPlan
+    config: SmsConfig
+    phones_parsed: int
+    unknown_type_codes: Counter[str] = field(default_factory=Counter)
+
+
+def begin_run(settings: Settings, source: str) -> int:
+    """Record the start of a sync; returns the SyncRun id."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            run = SyncRun(source=source, status="running")
+            session.add(run)
+            session.flush()
+            assert run.id is not None  # noqa: S101 - set by the flush above
+            return run.id
+    finally:
+        engine.dispose()
+
+
+def fail_run(
+    settings: Settings,
+    run_id: int,
+    *,
+    status: str,
+    error: str,
+    quarantined: Sequence[QuarantinedRow] = (),
+) -> None:
+    """Record a sync that changed nothing: failed (an error) or refused (a guard)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            _store_quarantine(session, run_id, quarantined)
+            session.execute(
+                update(SyncRun.__table__)  # type: ignore[attr-defined]
+                .where(SyncRun.__table__.c.id == run_id)  # type: ignore[attr-defined]
+                .values(
+                    status=status,
+                    error=error,
+                    finished_at=utcnow(),
+                    stats={"rows_quarantined": len(quarantined)},
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+@task(name="extract", cache_policy=NO_CACHE)
+def extract(source: str, settings: Settings, encoding: str | None = None) -> Extract:
+    """Read the whole extract from ``csv:PATH`` or ``ethos:URL``."""
+    src = open_source(source, settings=settings, encoding=encoding)
+    data = src.read()
+    run_logger().info(
+        "extract from %s: %d people, %d phones, %d rows quarantined",
+        src.describe(),
+        len(data.people),
+        len(data.phones),
+        len(data.quarantined),
+    )
+    return data
+
+
+@task(name="diff", cache_policy=NO_CACHE)
+def diff(data: Extract, settings: Settings) -> Diff:
+    """Compare raw-input hashes with the stored ones; refuse an implausible deactivation."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            config = load_config(session=session)
+            stored = load_person_index(session=session)
+            active = count_active(session=session, roles=data.roles_covered)
+    finally:
+        engine.dispose()
+
+    fingerprint = config_fingerprint(config)
+    phones_by_person: dict[str, list[SourcePhone]] = {}
+    for phone in data.phones:
+        phones_by_person.setdefault(phone.person_id, []).append(phone)
+
+    creates: list[PersonChange] = []
+    updates: list[PersonChange] = []
+    unchanged = 0
+    for person in data.people:
+        phones = phones_by_person.get(person.person_id, ())
+        digest = person_hash(fingerprint, person.raw, (p.raw for p in phones))
+        status = status_of(person.fields)
+        known = stored.get(person.person_id)
+        if (
+            known is not None
+            and known.source_hash == digest
+            and known.status == status
+            and known.role == person.role
+        ):
+            unchanged += 1
+            continue
+        change = PersonChange(
+            sis_id=person.person_id,
+            role=person.role,
+            fields=dict(person.fields),
+            source_hash=digest,
+            status=status,
+            existing_id=known.id if known else None,
+        )
+        (updates if known else creates).append(change)
+
+    deactivate: list[int] = []
+    if data.full:
+        listed = {p.person_id for p in data.people}
+        # A person whose own row was quarantined is still there, just unreadable this time
+        # (a phone row naming an unknown person says nothing about who is listed).
+        listed.update(
+            q.person_id for q in data.quarantined if q.person_id and q.file != "phones.csv"
+        )
+        deactivate = [
+            s.id
+            for sis_id, s in stored.items()
+            if s.status == "active" and s.role in data.roles_covered and sis_id not in listed
+        ]
+    check_deactivation(
+        to_deactivate=len(deactivate), active=active, max_share=config.max_deactivation_share
+    )
+    plan = SyncPlan(creates, updates, unchanged, deactivate, active)
+    run_logger().info(
+        "diff: %d new, %d changed, %d unchanged, %d to deactivate",
+        len(creates),
+        len(updates),
+        unchanged,
+        len(deactivate),
+    )
+    return Diff(plan, config, phones_by_person)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(found: Diff, settings: Settings) -> Validated:
+    """Parse and classify the phones of new and changed people (and only theirs)."""
+    config = found.config
+    mapping = config.type_code_map
+    default_kind = config.default_phone_type
+    changes = [*found.plan.creates, *found.plan.updates]
+
+    keys: dict[tuple[str, str | None, bool], int] = {}
+    for change in changes:
+        for phone in found.phones_by_person.get(change.sis_id, ()):
+            kind, _known = kind_for_code(phone.type_code, mapping)
+            keys.setdefault((phone.number, phone.country, kind == default_kind), len(keys))
+    items = list(keys)
+    parsed = _parse_all(items, config.default_region, settings.sync_workers)
+
+    unknown: Counter[str] = Counter()
+    for change in changes:
+        rows: dict[tuple[str, str], PhoneRow] = {}
+        for phone in found.phones_by_person.get(change.sis_id, ()):
+            kind, known = kind_for_code(phone.type_code, mapping)
+            if not known:
+                unknown[phone.type_code.strip().upper() or "(blank)"] += 1
+            result = parsed[keys[(phone.number, phone.country, kind == default_kind)]]
+            row = PhoneRow(
+                raw=phone.number,
+                country=(phone.country or None),
+                type_code=phone.type_code.strip().upper(),
+                kind=kind,
+                known_type_code=known,
+                match_key=match_key(result.e164, phone.number),
+                e164=result.e164,
+                extension=result.extension,
+                line_type=result.line_type,
+                valid=result.valid,
+                reason=str(result.reason) if result.reason else None,
+                sms_capable=result.sms_capable,
+                type_mismatch=is_type_mismatch(kind, result.line_type),
+                is_primary=phone.primary,
+                source_updated_at=phone.updated_at,
+            )
+            key = (row.type_code, row.match_key)
+            rows[key] = _merge(rows.get(key), row)
+        change.phones = list(rows.values())
+    run_logger().info("validate: parsed %d distinct numbers", len(items))
+    return Validated(found.plan, config, len(items), unknown)
+
+
+def _merge(old: PhoneRow | None, new: PhoneRow) -> PhoneRow:
+    # The same number twice under one code: one row, primary if either was, newest date.
+    if old is None:
+        return new
+    dates = [d for d in (old.source_updated_at, new.source_updated_at) if d is not None]
+    from dataclasses import replace
+
+    return replace(
+        old,
+        is_primary=old.is_primary or new.is_primary,
+        source_updated_at=max(dates) if dates else None,
+    )
+
+
+def _parse_all(
+    items: list[tuple[str, str | None, bool]], region: str, workers: int
+) -> list[ParsedPhone]:
+    count = workers or os.cpu_count() or 1
+    if count < 2 or len(items) < PARALLEL_PARSE_MIN:
+        return parse_many(items, region)
+    size = -(-len(items) // (count * 4))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn")) as pool:
+        results = pool.map(parse_many, chunks, [region] * len(chunks))
+        return [p for chunk in results for p in chunk]
+
+
+@task(name="apply", cache_policy=NO_CACHE)
+def apply(
+    checked: Validated,
+    quarantined: list[QuarantinedRow],
+    run_id: int,
+    settings: Settings,
+    checkpoint: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Write the plan, the quarantine and the run's figures in ONE transaction."""
+    plan = checked.plan
+    now = utcnow()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            written = apply_plan(
+                plan, session=session, config=checked.config, now=now, checkpoint=checkpoint
+            )
+            _store_quarantine(session, run_id, quarantined)
+            stats: dict[str, Any] = {
+                "sync_run_id": run_id,
+                "people_created": written.people_created,
+                "people_updated": written.people_updated,
+                "people_unchanged": plan.unchanged,
+                "people_deactivated": written.people_deactivated,
+                **sync_totals(session=session),
+                "rows_quarantined": len(quarantined),
+                "unknown_type_codes": sum(checked.unknown_type_codes.values()),
+                "unknown_type_code_counts": dict(checked.unknown_type_codes.most_common()),
+                "phones_parsed": checked.phones_parsed,
+                "phones_inserted": written.phones_inserted,
+                "phones_updated": written.phones_updated,
+                "phones_removed": written.phones_removed,
+                "consents_created": written.consents_created,
+            }
+            table = SyncRun.__table__  # type: ignore[attr-defined]
+            session.execute(
+                update(table)
+                .where(table.c.id == run_id)
+                .values(status="succeeded", finished_at=utcnow(), stats=stats)
+            )
+    finally:
+        engine.dispose()
+    return stats
+
+
+def _store_quarantine(session: Any, run_id: int, rows: Sequence[QuarantinedRow]) -> None:
+    table = QuarantinedRowTable.__table__  # type: ignore[attr-defined]
+    values = [
+        {
+            "sync_run_id": run_id,
+            "file": q.file,
+            "line": q.line,
+            "person_sis_id": q.person_id,
+            "reason": q.reason[:500],
+            "raw": q.raw,
+        }
+        for q in rows
+    ]
+    for start in range(0, len(values), 2000):
+        session.execute(insert(table), values[start : start + 2000])
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(stats: dict[str, Any], source: str, started: datetime) -> str:
+    """Summarise the run as markdown: logged, and a Prefect artifact inside a flow run."""
+    seconds = (utcnow() - started).total_seconds()
+    rows = [
+        ("People created", stats["people_created"]),
+        ("People updated", stats["people_updated"]),
+        ("People unchanged", stats["people_unchanged"]),
+        ("People deactivated", stats["people_deactivated"]),
+        ("Valid phones (active people)", stats["phones_valid"]),
+        ("Invalid phones (active people)", stats["phones_invalid"]),
+        ("Students with an SMS number", stats["sms_eligible"]),
+        ("Numbers coded mobile that are landlines", stats["type_mismatches"]),
+        ("Numbers shared by several students", stats["shared_numbers"]),
+        ("Rows quarantined", stats["rows_quarantined"]),
+        ("Phone rows with unknown type codes", stats["unknown_type_codes"]),
+        ("Numbers parsed this run", stats["phones_parsed"]),
+    ]
+    lines = [
+        f"## SIS sync #{stats['sync_run_id']}",
+        "",
+        f"Source: `{source}` · {seconds:.1f} s",
+        "",
+        "| | |",
+        "|---|---:|",
+        *(f"| {label} | {value:,} |" for label, value in rows),
+    ]
+    codes = stats.get("unknown_type_code_counts") or {}
+    if codes:
+        lines += ["", "Unknown type codes (mapped to `other`; add them with `nudge config set "
+                  "type_code_map ...`): " + ", ".join(f"`{c}` ×{n}" for c, n in codes.items())]
+    markdown = "\n".join(lines)
+    if in_prefect_run():
+        create_markdown_artifact(
+            markdown=markdown, key="sis-sync-summary", description="SIS contact sync"
+        )
+    run_logger().info(
+        "sync finished: %d created, %d updated, %d unchanged, %d deactivated, %d quarantined",
+        stats["people_created"],
+        stats["people_updated"],
+        stats["people_unchanged"],
+        stats["people_deactivated"],
+        stats["rows_quarantined"],
+    )
+    return markdown

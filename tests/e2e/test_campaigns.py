@@ -1,0 +1,382 @@
+"""Campaigns end to end: real SDK over HTTP to the emulator, real SMTP, SQLite and PostgreSQL.
+
+The emulator's counters are the ground truth of "what did the phones receive".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from adapters.twilio_gateway import SendResult, SmsGateway
+from domain.audience import AudienceFilter
+from domain.campaign import CampaignRequest
+from flows.send_campaign import run_campaign, run_dispatch, work
+from models.config import load_config, save_config
+from models.consent import set_consent
+from models.messaging import Campaign, Message, QuotaLedger, SenderNumber
+from models.people import Person, PhoneNumber
+from nudge.settings import Settings
+from tasks.campaigns import cancel_campaign
+from tasks.send import SendEnv
+
+EVERYONE_ADVISED_BY_T1 = AudienceFilter(caseload=["T1"])
+
+
+def request(sender: str = "T1", message: str = "Hi {preferred_name}, advising opens Monday.",
+            **kw: Any) -> CampaignRequest:
+    kw.setdefault("audience", EVERYONE_ADVISED_BY_T1)
+    return CampaignRequest(sender_id=sender, message=message, **kw)
+
+
+def configure(settings: Settings, **values: Any) -> None:
+    from models.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as s:
+        config = load_config(session=s)
+        for key, value in values.items():
+            setattr(config, key, value)
+        save_config(config, session=s)
+        s.commit()
+    engine.dispose()
+
+
+def campaign_sms_per_number(emulator: Any, body_prefix: str = "Hi ") -> dict[str, int]:
+    """How many campaign texts (not notices, not auto-replies) each number received."""
+    import httpx
+
+    sid = "AC" + "0" * 32
+    seen: dict[str, int] = {}
+    url = f"/2010-04-01/Accounts/{sid}/Messages.json?PageSize=1000"
+    with httpx.Client(base_url=emulator.base_url, auth=(sid, "x")) as client:
+        while url:
+            page = client.get(url).json()
+            for m in page["messages"]:
+                if m["direction"] == "outbound-api" and m["body"].startswith(body_prefix):
+                    seen[m["to"]] = seen.get(m["to"], 0) + 1
+            url = page["next_page_uri"]
+    return seen
+
+
+def test_campaign_texts_each_student_once_with_one_opt_in_notice(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(6)
+    result = run_campaign(request(), settings=live_settings, env=make_env())
+    assert (result["status"], result["recipients"], result["sms"], result["email"]) == ("completed", 6, 6, 0)
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+    assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 2)  # notice + message
+    again = run_campaign(request(message="Hi again, {first_name}"), settings=live_settings, env=make_env())
+    assert again["opt_in_notices"] == 0
+    assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 3)
+    with Session(make_env().engine) as s:
+        assert s.execute(select(func.count()).select_from(SenderNumber)).scalar_one() == 1
+        statuses = set(s.execute(select(Message.status)).scalars())
+        assert statuses == {"sent"}
+
+
+def test_audience_filters_pick_only_matching_students(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(4)
+    audience = AudienceFilter(student_ids=["S1", "S3"], programs=["nursing"])
+    result = run_campaign(request(audience=audience), settings=live_settings, env=make_env())
+    assert result["recipients"] == 2
+    assert set(campaign_sms_per_number(emulator)) == {numbers[1], numbers[3]}
+
+
+def test_opted_out_student_gets_email_and_no_sms(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(3)
+    env = make_env()
+    with Session(env.engine) as s:
+        set_consent(session=s, e164=numbers[0], status="opted_out", source="stop", reason="test")
+        s.commit()
+    result = run_campaign(request(), settings=live_settings, env=env)
+    assert (result["sms"], result["email"]) == (2, 1)
+    assert numbers[0] not in emulator.counters()["per_to"]
+    [mail] = smtp.messages
+    assert mail["To"] == "s0@college.edu" and "advising opens Monday" in mail.get_payload()
+    with Session(env.engine) as s:
+        row = s.execute(select(Message).where(Message.to_addr == "s0@college.edu")).scalar_one()
+        assert (row.channel, row.status, row.reason) == ("email", "sent", "opted_out")
+
+
+def test_quota_exhausted_mid_campaign_sends_the_rest_by_email(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    college(5)
+    configure(live_settings, monthly_limit=5)  # notice + message = 2 per student
+    env = make_env()
+    result = run_campaign(request(), settings=live_settings, env=env)
+    assert (result["sms"], result["email"]) == (2, 3)
+    assert len(smtp.messages) == 3
+    with Session(env.engine) as s:
+        assert s.execute(select(func.sum(QuotaLedger.used))).scalar_one() == 4
+    assert emulator.counters()["messages_created"] == 4
+
+
+def test_quota_is_rechecked_at_send_time_not_only_at_planning(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    college(4)
+    configure(live_settings, monthly_limit=100)
+    env = make_env()
+    planned = run_campaign(request(send_at=datetime.now(UTC) + timedelta(minutes=5)),
+                           settings=live_settings, env=env)
+    assert planned["status"] == "scheduled" and planned["sms"] == 4
+    configure(live_settings, monthly_limit=3)
+    later = make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=6))
+    with Session(env.engine) as s:  # the dispatcher looks at the real clock for send_at
+        s.execute(Campaign.__table__.update().values(send_at=datetime.now(UTC) - timedelta(seconds=1)))  # type: ignore[attr-defined]
+        s.commit()
+    run_dispatch(live_settings, env=later)
+    assert emulator.counters()["messages_created"] == 2  # one student: notice + message
+    assert len(smtp.messages) == 3
+
+
+def test_sender_without_permitted_role_is_refused_and_nothing_is_planned(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    college(3)
+    env = make_env()
+    result = run_campaign(request(sender="N1"), settings=live_settings, env=env)
+    assert result["status"] == "refused"
+    assert "Nia Moss (N1) may not send texts" in result["refused_reason"]
+    assert "Texting" in result["refused_reason"]
+    with Session(env.engine) as s:
+        assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 0
+    assert emulator.counters()["create_requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        pytest.param("Hi {nickname}", "nickname", id="unknown-variable"),
+        pytest.param("{first_name}" + "x" * 1595, "S0", id="too-long-for-a-recipient"),
+    ],
+)
+def test_bad_message_is_refused_before_planning(
+    live_settings: Settings, college: Callable[..., list[str]], make_env: Callable[..., SendEnv],
+    message: str, needle: str
+) -> None:
+    college(2, first_name="Maximilian")
+    env = make_env()
+    result = run_campaign(request(message=message), settings=live_settings, env=env)
+    assert result["status"] == "refused" and needle in result["refused_reason"]
+    with Session(env.engine) as s:
+        assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 0
+
+
+def test_dry_run_previews_exact_figures_and_stores_nothing(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    college(3)
+    env = make_env()
+    result = run_campaign(request(message="{first_name}: " + "ő" * 70, dry_run=True),
+                          settings=live_settings, env=env)
+    assert result["campaign_id"] is None and result["sms"] == 3
+    assert result["segments"]["encodings"] == {"UCS-2": 3}
+    assert result["segments"]["min"] == result["segments"]["max"] == 2
+    with Session(env.engine) as s:
+        assert s.execute(select(func.count()).select_from(Campaign)).scalar_one() == 0
+    assert emulator.counters()["create_requests"] == 0
+
+
+class Crash(BaseException):
+    """A worker process dying mid-campaign (not an error the send path may catch)."""
+
+
+class CrashingGateway:
+    """Delegates to the real gateway; dies after ``after`` sends, before or after one is accepted."""
+
+    def __init__(self, inner: SmsGateway, after: int, *, accepted: bool) -> None:
+        self.inner, self.after, self.accepted, self.count = inner, after, accepted, 0
+
+    async def send(self, **kw: Any) -> SendResult:
+        if self.count >= self.after:
+            if self.accepted:
+                await self.inner.send(**kw)  # Twilio has it; our record of it dies with us
+            raise Crash
+        self.count += 1
+        return await self.inner.send(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("accepted", [pytest.param(False, id="before-request"),
+                                      pytest.param(True, id="after-accept")])
+def test_crash_then_rerun_texts_each_recipient_exactly_once(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv], accepted: bool
+) -> None:
+    from tests.e2e.conftest import fast_gateway
+
+    numbers = college(10)
+    dying = make_env(gateway=lambda: CrashingGateway(fast_gateway(live_settings), 7, accepted=accepted))
+    with pytest.raises(Crash):
+        run_campaign(request(), settings=live_settings, env=dying)
+    # Another worker, after the dead one's claim went stale, finishes the campaign.
+    later = make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=3))
+    work(live_settings, env=later)
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+    assert max(emulator.counters()["per_to"].values()) == 2
+    with Session(later.engine) as s:
+        assert set(s.execute(select(Message.status)).scalars()) == {"sent"}
+        assert s.execute(select(Campaign.status)).scalar_one() == "completed"
+        assert s.execute(select(func.sum(QuotaLedger.used))).scalar_one() == 20
+
+
+def test_429_storm_is_retried_and_each_student_texted_once(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(8)
+    emulator.control(share_429=0.5, seed=3)
+    result = run_campaign(request(), settings=live_settings, env=make_env())
+    assert result["status"] == "completed" and result["sms"] == 8
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+    assert emulator.counters()["faults"]["429"] > 0
+
+
+def test_dropped_responses_are_reconciled_not_resent(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(8)
+    emulator.control(share_drop_after_accept=0.4, seed=5)
+    env = make_env()
+    result = run_campaign(request(), settings=live_settings, env=env)
+    emulator.control(share_drop_after_accept=0.0)
+    work(live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=1)))
+    assert result["sms"] == 8
+    assert emulator.counters()["faults"]["drop"] > 0
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+    assert max(emulator.counters()["per_to"].values()) == 2
+
+
+def test_concurrent_campaigns_never_exceed_the_quota(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    college(10)
+    configure(live_settings, monthly_limit=13)
+    results: list[dict[str, Any]] = []
+
+    def run(sender: str) -> None:
+        results.append(run_campaign(request(sender=sender, message=f"Hi from {sender}"),
+                                    settings=live_settings, env=make_env()))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in ("T1", "T2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Session(make_env().engine) as s:
+        used = s.execute(select(func.sum(QuotaLedger.used))).scalar_one()
+    assert used <= 13
+    assert emulator.counters()["messages_created"] == used
+    assert sum(r["result"]["sms"] for r in results) + sum(r["result"]["email"] for r in results) == 20
+
+
+def test_fatal_error_stops_the_campaign_and_alerts_admins(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(12)
+    emulator.control(recipient_errors={numbers[2]: 21408})
+    result = run_campaign(request(), settings=live_settings, env=make_env())
+    assert result["status"] == "stopped" and "21408" in result["stop_reason"]
+    assert emulator.counters()["messages_created"] < 24  # nothing after the stop
+    alerts = [m for m in smtp.messages if m["To"] == "sms-admin@college.edu"]
+    assert len(alerts) == 1 and "stopped" in alerts[0]["Subject"]
+
+
+def test_number_that_cannot_take_sms_is_disabled_and_emailed(
+    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv]
+) -> None:
+    numbers = college(3)
+    emulator.control(recipient_errors={numbers[1]: 21614})
+    env = make_env()
+    result = run_campaign(request(), settings=live_settings, env=env)
+    assert (result["result"]["sms"], result["result"]["email"]) == (2, 1)
+    with Session(env.engine) as s:
+        p = s.execute(select(PhoneNumber).where(PhoneNumber.e164 == numbers[1])).scalar_one()
+        assert p.disabled_by_carrier and p.carrier_error_code == 21614
+        person = s.execute(select(Person).where(Person.sis_id == "S1")).scalar_one()
+        assert person.sms_e164 is None and person.sms_reason == "carrier_disabled"
+    assert [m["To"] for m in smtp.messages] == ["s1@college.edu"]
+
+
+def test_scheduled_campaign_waits_can_be_cancelled_and_due_ones_dispatch(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    college(2)
+    env = make_env()
+    future = datetime.now(UTC) + timedelta(hours=1)
+    first = run_campaign(request(send_at=future), settings=live_settings, env=env)
+    second = run_campaign(request(send_at=future, message="Hi second"), settings=live_settings, env=env)
+    assert first["status"] == second["status"] == "scheduled"
+    assert cancel_campaign(live_settings, first["campaign_id"]) == "cancelled"
+    with pytest.raises(ValueError, match="only a scheduled campaign"):
+        cancel_campaign(live_settings, first["campaign_id"])
+    assert run_dispatch(live_settings, env=env)["started"] == []
+    with Session(env.engine) as s:
+        s.execute(Campaign.__table__.update().where(Campaign.__table__.c.id == second["campaign_id"])  # type: ignore[attr-defined]
+                  .values(send_at=datetime.now(UTC) - timedelta(minutes=1)))
+        s.commit()
+    assert run_dispatch(live_settings, env=env)["started"] == [second["campaign_id"]]
+    assert sum(campaign_sms_per_number(emulator).values()) == 2
+
+
+def test_quiet_hours_defer_and_dispatch_sends_at_window_start(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    college(2)
+    now_ny = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
+    start = (now_ny + timedelta(hours=2)).strftime("%H:00")
+    end = (now_ny + timedelta(hours=3)).strftime("%H:00")
+    configure(live_settings, quiet_hours=f"{start}-{end}")
+    result = run_campaign(request(), settings=live_settings, env=make_env())
+    assert result["deferred"] == 2 and result["status"] == "sending"
+    assert emulator.counters()["messages_created"] == 0
+    run_dispatch(live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(hours=2, minutes=1)))
+    assert emulator.counters()["messages_created"] == 4
+
+
+def test_two_concurrent_first_sends_provision_one_number(
+    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+) -> None:
+    from tasks.send import ensure_sender_number
+    from tests.e2e.conftest import fast_gateway
+
+    college(1)
+    env = make_env()
+    with Session(env.engine) as s:
+        staff = s.execute(select(Person).where(Person.sis_id == "T1")).scalar_one()
+
+    async def both() -> list[str]:
+        g1, g2 = fast_gateway(live_settings), fast_gateway(live_settings)
+        try:
+            return list(await asyncio.gather(ensure_sender_number(env, g1, staff),
+                                             ensure_sender_number(env, g2, staff)))
+        finally:
+            await g1.aclose()
+            await g2.aclose()
+
+    first, second = asyncio.run(both())
+    assert first == second
+    with Session(env.engine) as s:
+        assert s.execute(select(func.count()).select_from(SenderNumber)).scalar_one() == 1
