@@ -58,8 +58,9 @@ class _Progress:
         if campaign_id is not None and in_prefect_run():
             from prefect.artifacts import create_progress_artifact
 
-            self.artifact = create_progress_artifact(
-                progress=self.percent(), key=f"campaign-{campaign_id}-progress",
+            self.artifact = create_progress_artifact(  # type: ignore[assignment]
+                progress=self.percent(),
+                key=f"campaign-{campaign_id}-progress",
                 description=f"Campaign {campaign_id}: share of messages settled",
             )
 
@@ -67,8 +68,9 @@ class _Progress:
         mt = Message.__table__  # type: ignore[attr-defined]
         with Session(self.env.engine) as s:
             total, open_ = s.execute(
-                select(func.count(), func.count().filter(mt.c.status.in_(["planned", "sending"])))
-                .where(mt.c.campaign_id == self.campaign_id)
+                select(
+                    func.count(), func.count().filter(mt.c.status.in_(["planned", "sending"]))
+                ).where(mt.c.campaign_id == self.campaign_id)
             ).one()
         return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
 
@@ -100,8 +102,13 @@ def work(
     while not should_stop() and (max_chunks is None or report.chunks < max_chunks):
         now = env.now()
         with Session(env.engine) as s:
-            chunk_id = claim_chunk(session=s, worker=env.worker, now=now,
-                                   stale_before=now - STALE_CLAIM, campaign_id=campaign_id)
+            chunk_id = claim_chunk(
+                session=s,
+                worker=env.worker,
+                now=now,
+                stale_before=now - STALE_CLAIM,
+                campaign_id=campaign_id,
+            )
         if chunk_id is None:
             break
         report.add(step(send_chunk)(env, chunk_id))
@@ -109,7 +116,9 @@ def work(
     return report
 
 
-def campaign_result(settings: Settings, campaign_id: int, env: SendEnv | None = None) -> dict[str, Any]:
+def campaign_result(
+    settings: Settings, campaign_id: int, env: SendEnv | None = None
+) -> dict[str, Any]:
     """The stored campaign's status and breakdown."""
     engine = env.engine if env else make_engine(settings.database_url)
     with Session(engine) as s:
@@ -117,8 +126,12 @@ def campaign_result(settings: Settings, campaign_id: int, env: SendEnv | None = 
         if row is None:
             raise LookupError(f"no campaign #{campaign_id}")
         counts = campaign_counts(session=s, campaign_id=campaign_id)
-        return {"campaign_id": campaign_id, "status": row.status, "stop_reason": row.stop_reason,
-                "result": counts}
+        return {
+            "campaign_id": campaign_id,
+            "status": row.status,
+            "stop_reason": row.stop_reason,
+            "result": counts,
+        }
 
 
 def run_campaign(
@@ -134,22 +147,36 @@ def run_campaign(
 ) -> dict[str, Any]:
     """Plan ``request`` and, unless it is a dry run, scheduled or refused, send it now."""
     step = stepper(engine)
-    outcome = step(plan_campaign)(request, settings, kind=kind, is_reply=is_reply,
-                                  request_key=request_key, created_by=created_by)
+    outcome = step(plan_campaign)(
+        request,
+        settings,
+        kind=kind,
+        is_reply=is_reply,
+        request_key=request_key,
+        created_by=created_by,
+    )
     data = outcome.as_dict()
     if outcome.campaign_id is None or outcome.status != "sending":
         return data
     report = work(settings, campaign_id=outcome.campaign_id, engine=engine, env=env)
     data.update(campaign_result(settings, outcome.campaign_id, env))
-    data["sent_now"] = {"sms": report.sms_sent, "email": report.emails_sent,
-                        "chunks": report.chunks}
+    data["sent_now"] = {
+        "sms": report.sms_sent,
+        "email": report.emails_sent,
+        "chunks": report.chunks,
+    }
     if engine and in_prefect_run():
         from prefect.artifacts import create_table_artifact
 
-        table = [{"channel/status": k, "messages": v}
-                 for k, v in sorted(data["result"]["by_status"].items())]
-        create_table_artifact(key=f"campaign-{outcome.campaign_id}-result", table=table,
-                              description=f"Campaign {outcome.campaign_id}: final breakdown")
+        table = [
+            {"channel/status": k, "messages": v}
+            for k, v in sorted(data["result"]["by_status"].items())
+        ]
+        create_table_artifact(
+            key=f"campaign-{outcome.campaign_id}-result",
+            table=table,
+            description=f"Campaign {outcome.campaign_id}: final breakdown",
+        )
     run_logger().info("campaign %s: %s", outcome.campaign_id, data["status"])
     return data
 
@@ -177,7 +204,8 @@ def due_scheduled(settings: Settings, env: SendEnv | None = None) -> list[int]:
             select(ct.c.id).where(ct.c.status == "scheduled", ct.c.send_at <= now)
         ).all():
             won = s.execute(
-                update(ct).where(ct.c.id == campaign_id, ct.c.status == "scheduled")
+                update(ct)
+                .where(ct.c.id == campaign_id, ct.c.status == "scheduled")
                 .values(status="sending", started_at=now)
             ).rowcount  # type: ignore[attr-defined]
             if won:
@@ -186,9 +214,16 @@ def due_scheduled(settings: Settings, env: SendEnv | None = None) -> list[int]:
     return started
 
 
-def run_dispatch(settings: Settings, *, engine: bool = False, env: SendEnv | None = None) -> dict[str, Any]:
+def run_dispatch(
+    settings: Settings, *, engine: bool = False, env: SendEnv | None = None
+) -> dict[str, Any]:
     """Start due scheduled campaigns, then send every due chunk (deferred ones included)."""
     started = due_scheduled(settings, env)
     report = work(settings, engine=engine, env=env)
-    return {"started": started, "chunks": report.chunks, "sms_sent": report.sms_sent,
-            "emails_sent": report.emails_sent, "stopped": report.stopped}
+    return {
+        "started": started,
+        "chunks": report.chunks,
+        "sms_sent": report.sms_sent,
+        "emails_sent": report.emails_sent,
+        "stopped": report.stopped,
+    }

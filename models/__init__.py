@@ -13,8 +13,8 @@ from models.messaging import (
     PollCursor,
     QualityRun,
     QuotaLedger,
-    SenderNumber,
     SendChunk,
+    SenderNumber,
 )
 from models.people import Person, PhoneNumber
 from models.roles import DynamicRole, RoleGrant
@@ -22,20 +22,20 @@ from models.sync import QuarantinedRow, SyncRun
 
 __all__ = [
     "Campaign",
-    "InboundMessage",
-    "Message",
-    "PollCursor",
-    "QualityRun",
-    "QuotaLedger",
-    "SendChunk",
-    "SenderNumber",
     "Consent",
     "ConsentEvent",
     "DynamicRole",
+    "InboundMessage",
+    "Message",
     "Person",
     "PhoneNumber",
+    "PollCursor",
+    "QualityRun",
     "QuarantinedRow",
+    "QuotaLedger",
     "RoleGrant",
+    "SendChunk",
+    "SenderNumber",
     "SmsConfigRow",
     "SyncRun",
 ]

@@ -47,7 +47,9 @@ def _norm(column: ColumnElement[str]) -> ColumnElement[str]:
     return func.lower(func.trim(column))
 
 
-def _in_json_list(session: Session, column: ColumnElement[object], values: Sequence[str]) -> ColumnElement[bool]:
+def _in_json_list(
+    session: Session, column: ColumnElement[object], values: Sequence[str]
+) -> ColumnElement[bool]:
     wanted = [normalize_value(v) for v in values]
     if session.get_bind().dialect.name == "postgresql":
         elements = func.jsonb_array_elements_text(column).table_valued("value").alias("e")
@@ -83,14 +85,24 @@ def resolve_audience(*, session: Session, audience: AudienceFilter) -> list[Audi
     t = person_t
     advisor = aliased(Person.__table__, name="advisor")  # type: ignore[attr-defined]
     advisor_name = func.trim(
-        func.coalesce(func.nullif(func.trim(advisor.c.preferred_name), ""), advisor.c.first_name, "")
+        func.coalesce(
+            func.nullif(func.trim(advisor.c.preferred_name), ""), advisor.c.first_name, ""
+        )
         + " "
         + func.coalesce(advisor.c.last_name, "")
     )
     stmt = (
         select(
-            t.c.id, t.c.sis_id, t.c.first_name, t.c.last_name, t.c.preferred_name, t.c.email,
-            t.c.program, advisor_name.label("advisor_name"), t.c.sms_e164, t.c.sms_reason,
+            t.c.id,
+            t.c.sis_id,
+            t.c.first_name,
+            t.c.last_name,
+            t.c.preferred_name,
+            t.c.email,
+            t.c.program,
+            advisor_name.label("advisor_name"),
+            t.c.sms_e164,
+            t.c.sms_reason,
         )
         .select_from(t.outerjoin(advisor, advisor.c.sis_id == t.c.advisor_sis_id))
         .where(audience_clause(session, audience))

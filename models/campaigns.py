@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.campaign import PlannedRecipient, StoredConsent
 from domain.roles import RoleFilter
@@ -49,13 +49,13 @@ def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
 
 def granted_roles(*, session: Session, staff_sis_id: str) -> list[str]:
     """Static roles an admin granted to this staff member."""
-    rows = session.execute(select(RoleGrant.role).where(RoleGrant.staff_sis_id == staff_sis_id))
+    rows = session.execute(select(col(RoleGrant.role)).where(col(RoleGrant.staff_sis_id) == staff_sis_id))
     return [r for (r,) in rows]
 
 
 def dynamic_roles(*, session: Session) -> dict[str, RoleFilter]:
     """Every dynamic role, by name."""
-    rows = session.execute(select(DynamicRole.name, DynamicRole.filter))
+    rows = session.execute(select(col(DynamicRole.name), col(DynamicRole.filter)))
     return {name: RoleFilter.model_validate(spec) for name, spec in rows}
 
 
@@ -103,9 +103,9 @@ def texted_numbers(
         )
         seen.update(
             session.execute(
-                select(InboundMessage.from_e164).where(
-                    InboundMessage.to_e164 == sender_e164,
-                    InboundMessage.from_e164.in_(list(batch)),  # type: ignore[attr-defined]
+                select(col(InboundMessage.from_e164)).where(
+                    col(InboundMessage.to_e164) == sender_e164,
+                    col(InboundMessage.from_e164).in_(list(batch)),
                 )
             ).scalars()
         )
@@ -214,8 +214,9 @@ def insert_plan(
         )
     for seq_no, messages in rows:
         # Deferred (quiet hours) messages sort last: a chunk waits only if all of it waits.
-        starts = [msg.get("send_after") for msg in messages]
-        not_before = None if any(t is None for t in starts) else min(starts)
+        starts: list[datetime | None] = [msg.get("send_after") for msg in messages]
+        deferred = [t for t in starts if t is not None]
+        not_before = min(deferred) if len(deferred) == len(starts) else None
         chunk_id = session.execute(
             insert(chunk_t).returning(chunk_t.c.id),
             [

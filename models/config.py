@@ -24,7 +24,9 @@ class SmsConfigRow(SQLModel, table=True):
     __tablename__ = "sms_config"
 
     id: int = Field(default=_ROW_ID, primary_key=True)
-    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(PortableJSON, nullable=False))
+    data: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
+    )
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

@@ -48,9 +48,7 @@ class Person(PersonBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     tags: list[str] = Field(default_factory=list, sa_column=Column(PortableJSON, nullable=False))
-    courses: list[str] = Field(
-        default_factory=list, sa_column=Column(PortableJSON, nullable=False)
-    )
+    courses: list[str] = Field(default_factory=list, sa_column=Column(PortableJSON, nullable=False))
     roles: list[str] = Field(
         default_factory=list,
         sa_column=Column(PortableJSON, nullable=False),

@@ -61,8 +61,13 @@ def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 def load_person_index(*, session: Session) -> dict[str, StoredPerson]:
     """Every stored person by SIS id: id, change hash, status and role."""
     rows = session.execute(
-        select(person_t.c.sis_id, person_t.c.id, person_t.c.source_hash, person_t.c.status,
-               person_t.c.role)
+        select(
+            person_t.c.sis_id,
+            person_t.c.id,
+            person_t.c.source_hash,
+            person_t.c.status,
+            person_t.c.role,
+        )
     )
     return {r.sis_id: StoredPerson(r.id, r.source_hash, r.status, r.role) for r in rows}
 
@@ -287,8 +292,8 @@ def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
     for batch in chunked(unique):
         known.update(
             session.execute(
-                select(Consent.e164).where(
-                    col(Consent.e164).in_(list(batch)), Consent.sender_e164 == INSTITUTION
+                select(col(Consent.e164)).where(
+                    col(Consent.e164).in_(list(batch)), col(Consent.sender_e164) == INSTITUTION
                 )
             ).scalars()
         )
@@ -299,16 +304,28 @@ def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
         session.execute(
             insert(consent_t),
             [
-                {"e164": n, "sender_e164": INSTITUTION, "status": "opted_in", "source": "auto",
-                 "updated_at": now}
+                {
+                    "e164": n,
+                    "sender_e164": INSTITUTION,
+                    "status": "opted_in",
+                    "source": "auto",
+                    "updated_at": now,
+                }
                 for n in batch
             ],
         )
         session.execute(
             insert(event_t),
             [
-                {"e164": n, "sender_e164": INSTITUTION, "status": "opted_in", "source": "auto",
-                 "reason": "new student, auto opt-in is on", "actor": "sis-sync", "at": now}
+                {
+                    "e164": n,
+                    "sender_e164": INSTITUTION,
+                    "status": "opted_in",
+                    "source": "auto",
+                    "reason": "new student, auto opt-in is on",
+                    "actor": "sis-sync",
+                    "at": now,
+                }
                 for n in batch
             ],
         )
@@ -317,9 +334,12 @@ def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
 
 def sync_totals(*, session: Session) -> dict[str, int]:
     """Figures over what is stored now: valid/invalid phones and SMS-eligible students."""
-    active_phone = select(phone_t.c.valid, func.count()).select_from(
-        phone_t.join(person_t, person_t.c.id == phone_t.c.person_id)
-    ).where(person_t.c.status == "active", phone_t.c.present.is_(True)).group_by(phone_t.c.valid)
+    active_phone = (
+        select(phone_t.c.valid, func.count())
+        .select_from(phone_t.join(person_t, person_t.c.id == phone_t.c.person_id))
+        .where(person_t.c.status == "active", phone_t.c.present.is_(True))
+        .group_by(phone_t.c.valid)
+    )
     valid = invalid = 0
     for is_valid, count in session.execute(active_phone):
         if is_valid:

@@ -42,9 +42,7 @@ def reserve(*, session: Session, month: str, units: int, limit: int | None) -> b
 def release(*, session: Session, month: str, units: int) -> None:
     """Give back units reserved for a message that was not sent."""
     if units > 0:
-        session.execute(
-            update(_t).where(_t.c.month == month).values(used=_t.c.used - units)
-        )
+        session.execute(update(_t).where(_t.c.month == month).values(used=_t.c.used - units))
 
 
 def used(*, session: Session, month: str) -> int:

@@ -39,7 +39,9 @@ class DynamicRole(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
-    filter: dict[str, Any] = Field(default_factory=dict, sa_column=Column(PortableJSON, nullable=False))
+    filter: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

@@ -40,4 +40,6 @@ class QuarantinedRow(SQLModel, table=True):
     line: int
     person_sis_id: str | None = Field(default=None, max_length=64)
     reason: str = Field(max_length=500)
-    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(PortableJSON, nullable=False))
+    raw: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
+    )

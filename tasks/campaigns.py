@@ -275,6 +275,7 @@ def _report_plan(outcome: PlanOutcome, request: CampaignRequest) -> None:
 def preview_markdown(outcome: PlanOutcome) -> str:
     """The preview as markdown: channels, reasons and the exact segment figures."""
     s = outcome.summary
+    encodings = ", ".join(f"{e} ×{n}" for e, n in s.encodings.items())
     lines = [
         f"## Campaign {'preview' if outcome.campaign_id is None else outcome.campaign_id}",
         "",
@@ -283,8 +284,7 @@ def preview_markdown(outcome: PlanOutcome) -> str:
         f"**{s.undeliverable}** undeliverable.",
         "",
         f"Segments per SMS after variables: min {s.segments_min}, max {s.segments_max}, "
-        f"total {s.segments_total} ({', '.join(f'{e} ×{n}' for e, n in s.encodings.items()) or '-'}). "
-        f"Quota needed: {s.quota_units}.",
+        f"total {s.segments_total} ({encodings or '-'}). Quota needed: {s.quota_units}.",
     ]
     if s.empty_variables:
         lines += [

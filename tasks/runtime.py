@@ -46,11 +46,13 @@ def stepper(engine: bool) -> Callable[[Task[P, R]], Callable[..., R]]:
         def call(*args: Any, **kwargs: Any) -> R:
             args = tuple(a if isinstance(a, _PLAIN) else quote(a) for a in args)
             kwargs = {k: v if isinstance(v, _PLAIN) else quote(v) for k, v in kwargs.items()}
-            return task(*args, **kwargs)  # type: ignore[arg-type]
+            result: R = task(*args, **kwargs)
+            return result
 
         return call
 
     def plain(task: Task[P, R]) -> Callable[..., R]:
-        return task.fn  # type: ignore[return-value]
+        fn: Callable[..., R] = task.fn
+        return fn
 
     return through_engine if engine else plain

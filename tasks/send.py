@@ -36,7 +36,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from adapters.mailer import Email, Mailer, MailPermanent, make_mailer
 from adapters.twilio_gateway import SendOutcome, SendResult, SmsGateway, TwilioSmsGateway
@@ -166,9 +166,7 @@ async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person)
     deadline = env.now() + timedelta(seconds=90)
     while True:
         with Session(env.engine) as s:
-            row = s.execute(
-                select(sender_t).where(sender_t.c.staff_person_id == staff.id)
-            ).first()
+            row = s.execute(select(sender_t).where(sender_t.c.staff_person_id == staff.id)).first()
             if row is not None and row.status == "active" and row.e164:
                 return str(row.e164)
             mine = False
@@ -176,8 +174,10 @@ async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person)
                 try:
                     s.execute(
                         sender_t.insert().values(
-                            staff_person_id=staff.id, status="provisioning",
-                            created_at=env.now(), updated_at=env.now(),
+                            staff_person_id=staff.id,
+                            status="provisioning",
+                            created_at=env.now(),
+                            updated_at=env.now(),
                         )
                     )
                     s.commit()
@@ -188,8 +188,11 @@ async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person)
                 mine = bool(
                     s.execute(
                         update(sender_t)
-                        .where(sender_t.c.id == row.id, sender_t.c.status == "provisioning",
-                               sender_t.c.updated_at == row.updated_at)
+                        .where(
+                            sender_t.c.id == row.id,
+                            sender_t.c.status == "provisioning",
+                            sender_t.c.updated_at == row.updated_at,
+                        )
                         .values(updated_at=env.now())
                     ).rowcount  # type: ignore[attr-defined]
                 )
@@ -221,12 +224,17 @@ async def _provision(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
         s.execute(
             update(sender_t)
             .where(sender_t.c.staff_person_id == staff.id)
-            .values(e164=bought.phone_number, provider_sid=bought.sid, status="active",
-                    updated_at=env.now())
+            .values(
+                e164=bought.phone_number,
+                provider_sid=bought.sid,
+                status="active",
+                updated_at=env.now(),
+            )
         )
         s.commit()
-    run_logger().info("sender number %s provisioned for %s", mask_phone(bought.phone_number),
-                      staff.sis_id)
+    run_logger().info(
+        "sender number %s provisioned for %s", mask_phone(bought.phone_number), staff.sis_id
+    )
     return bought.phone_number
 
 
@@ -234,14 +242,28 @@ async def _provision(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
 
 
 def _load(s: Session, chunk_id: int, now: datetime) -> list[Msg]:
-    cols = (message_t.c.id, message_t.c.person_id, message_t.c.kind, message_t.c.channel,
-            message_t.c.status, message_t.c.to_addr, message_t.c.body, message_t.c.segments,
-            message_t.c.attempts, message_t.c.extra, message_t.c.updated_at,
-            message_t.c.quota_units, message_t.c.quota_month)
+    cols = (
+        message_t.c.id,
+        message_t.c.person_id,
+        message_t.c.kind,
+        message_t.c.channel,
+        message_t.c.status,
+        message_t.c.to_addr,
+        message_t.c.body,
+        message_t.c.segments,
+        message_t.c.attempts,
+        message_t.c.extra,
+        message_t.c.updated_at,
+        message_t.c.quota_units,
+        message_t.c.quota_month,
+    )
     rows = s.execute(
         select(*cols)
-        .where(message_t.c.chunk_id == chunk_id, message_t.c.status.in_(["planned", "sending"]),
-               (message_t.c.send_after.is_(None)) | (message_t.c.send_after <= now))
+        .where(
+            message_t.c.chunk_id == chunk_id,
+            message_t.c.status.in_(["planned", "sending"]),
+            (message_t.c.send_after.is_(None)) | (message_t.c.send_after <= now),
+        )
         .order_by(message_t.c.person_id, message_t.c.id)
     ).all()
     return [Msg(*r) for r in rows]
@@ -271,17 +293,35 @@ def _set(s: Session, msg: Msg, **values: Any) -> None:
             setattr(msg, key, value)
 
 
-def _to_email(s: Session, msg: Msg, reason: str, sender_name: str, *, code: int | None = None) -> None:
+def _to_email(
+    s: Session, msg: Msg, reason: str, sender_name: str, *, code: int | None = None
+) -> None:
     """Turn a planned SMS into its email fallback (or undeliverable without an address)."""
-    email = s.execute(select(Person.email).where(Person.id == msg.person_id)).scalar()  # type: ignore[arg-type]
+    email = s.execute(select(col(Person.email)).where(col(Person.id) == msg.person_id)).scalar()
     extra = {**msg.extra, "fallback": True, "sms_error": code}
     if not email:
-        _set(s, msg, status="skipped", channel="none", reason="no_email_no_sms", extra=extra,
-             error_code=code)
+        _set(
+            s,
+            msg,
+            status="skipped",
+            channel="none",
+            reason="no_email_no_sms",
+            extra=extra,
+            error_code=code,
+        )
         return
-    _set(s, msg, channel="email", status="planned", reason=reason, to_addr=email,
-         subject=f"Message from {sender_name}", body=email_body(msg.body, sender_name),
-         extra=extra, error_code=code)
+    _set(
+        s,
+        msg,
+        channel="email",
+        status="planned",
+        reason=reason,
+        to_addr=email,
+        subject=f"Message from {sender_name}",
+        body=email_body(msg.body, sender_name),
+        extra=extra,
+        error_code=code,
+    )
 
 
 class ChunkSender:
@@ -333,8 +373,9 @@ class ChunkSender:
 
     def _beat(self) -> bool:
         with Session(self.env.engine) as s:
-            kept = heartbeat(session=s, chunk_id=self.chunk_id, worker=self.env.worker,
-                             now=self.env.now())
+            kept = heartbeat(
+                session=s, chunk_id=self.chunk_id, worker=self.env.worker, now=self.env.now()
+            )
         if not kept:
             self.report.lost_claim = True
             run_logger().warning("chunk %s was taken over by another worker", self.chunk_id)
@@ -369,8 +410,13 @@ class ChunkSender:
                 not_before = max(candidates) if candidates else None
                 if earliest is not None and earliest <= now and self.retry_at is None:
                     not_before = None
-            release_chunk(session=s, chunk_id=self.chunk_id, worker=self.env.worker,
-                          done=done, not_before=not_before)
+            release_chunk(
+                session=s,
+                chunk_id=self.chunk_id,
+                worker=self.env.worker,
+                done=done,
+                not_before=not_before,
+            )
             self.report.done = done
             if done and open_chunks(session=s, campaign_id=self.campaign_id) == 0:
                 finish_campaign(s, self.campaign_id, now)
@@ -383,14 +429,22 @@ class ChunkSender:
         for msg in pending:
             assert msg.to_addr is not None  # noqa: S101 - SMS rows carry the number
             found = await self.gateway.find_message(
-                to=msg.to_addr, from_=self.sender_e164, body=msg.body,
+                to=msg.to_addr,
+                from_=self.sender_e164,
+                body=msg.body,
                 sent_after=msg.updated_at - timedelta(seconds=30),
             )
             with Session(self.env.engine) as s:
                 if found is not None:
-                    _set(s, msg, status="sent", provider_sid=found.sid, sent_at=found.date_created
-                         or self.env.now(), error_message=None,
-                         segments=found.num_segments or msg.segments)
+                    _set(
+                        s,
+                        msg,
+                        status="sent",
+                        provider_sid=found.sid,
+                        sent_at=found.date_created or self.env.now(),
+                        error_message=None,
+                        segments=found.num_segments or msg.segments,
+                    )
                     self.report.reconciled += 1
                 else:
                     release(session=s, month=msg.quota_month or "", units=msg.quota_units)
@@ -430,17 +484,27 @@ class ChunkSender:
                     job.notice = notice = None
                 if notice is not None and notice.status != "planned":
                     job.notice = notice = None
-                units = {m.id: message_cost(max(m.segments, 1), config.quota_unit)
-                         for m in (notice, main) if m is not None}
-                if not reserve(session=s, month=month, units=sum(units.values()),
-                               limit=config.monthly_limit):
+                units = {
+                    m.id: message_cost(max(m.segments, 1), config.quota_unit)
+                    for m in (notice, main)
+                    if m is not None
+                }
+                if not reserve(
+                    session=s, month=month, units=sum(units.values()), limit=config.monthly_limit
+                ):
                     self._fallback(s, job, "quota_exhausted")
                     continue
                 for m in (notice, main):
                     if m is not None:
-                        _set(s, m, status="sending", attempts=m.attempts + 1,
-                             from_addr=self.sender_e164, quota_units=units[m.id],
-                             quota_month=month)
+                        _set(
+                            s,
+                            m,
+                            status="sending",
+                            attempts=m.attempts + 1,
+                            from_addr=self.sender_e164,
+                            quota_units=units[m.id],
+                            quota_month=month,
+                        )
                 ready.append(job)
             s.commit()
         return ready
@@ -465,8 +529,9 @@ class ChunkSender:
                 await sender.wait()
                 await account.wait()
                 assert msg.to_addr is not None  # noqa: S101
-                return await self.gateway.send(to=msg.to_addr, from_=self.sender_e164,
-                                               body=msg.body)
+                return await self.gateway.send(
+                    to=msg.to_addr, from_=self.sender_e164, body=msg.body
+                )
 
         async def job_run(job: Job) -> None:
             if job.notice is not None:
@@ -488,15 +553,24 @@ class ChunkSender:
                     continue
                 assert msg.to_addr is not None  # noqa: S101
                 found = await self.gateway.find_message(
-                    to=msg.to_addr, from_=self.sender_e164, body=msg.body,
+                    to=msg.to_addr,
+                    from_=self.sender_e164,
+                    body=msg.body,
                     sent_after=result.requested_at,
                 )
                 if found is not None:
-                    job.results[index] = (msg, SendResult(
-                        outcome=SendOutcome.SENT, requested_at=result.requested_at,
-                        attempts=result.attempts, sid=found.sid, status=found.status,
-                        num_segments=found.num_segments, from_=found.from_,
-                    ))
+                    job.results[index] = (
+                        msg,
+                        SendResult(
+                            outcome=SendOutcome.SENT,
+                            requested_at=result.requested_at,
+                            attempts=result.attempts,
+                            sid=found.sid,
+                            status=found.status,
+                            num_segments=found.num_segments,
+                            from_=found.from_,
+                        ),
+                    )
                     self.report.reconciled += 1
 
     def _record(self, jobs: list[Job]) -> None:
@@ -514,8 +588,11 @@ class ChunkSender:
                         self._undo(s, msg)
                         continue
                     self._apply(s, job, msg, result, now)
-                    if (msg is job.main and result.outcome is SendOutcome.SENT
-                            and msg.extra.get("auto_opt_in")):
+                    if (
+                        msg is job.main
+                        and result.outcome is SendOutcome.SENT
+                        and msg.extra.get("auto_opt_in")
+                    ):
                         auto.append(msg.to_addr or "")
             if config.auto_opt_in and auto:
                 ensure_auto_consent(session=s, numbers=auto, now=now)
@@ -532,19 +609,35 @@ class ChunkSender:
     def _apply(self, s: Session, job: Job, msg: Msg, result: SendResult, now: datetime) -> None:
         outcome = result.outcome
         if outcome is SendOutcome.SENT:
-            _set(s, msg, status="sent", provider_sid=result.sid, sent_at=now,
-                 segments=result.num_segments or msg.segments, error_code=None,
-                 error_message=None)
+            _set(
+                s,
+                msg,
+                status="sent",
+                provider_sid=result.sid,
+                sent_at=now,
+                segments=result.num_segments or msg.segments,
+                error_code=None,
+                error_message=None,
+            )
             if msg is job.main:
                 self.report.sms_sent += 1
             return
         number = msg.to_addr or ""
         self._undo(s, msg)
         if outcome is SendOutcome.OPTED_OUT:
-            scope = self.sender_e164 if self.config.opt_out_scope == OptOutScope.sender else INSTITUTION
-            set_consent(session=s, e164=number, status="opted_out", source="carrier_21610",
-                        sender_e164=scope, reason="Twilio refused the send with 21610",
-                        actor="send", at=now)
+            scope = (
+                self.sender_e164 if self.config.opt_out_scope == OptOutScope.sender else INSTITUTION
+            )
+            set_consent(
+                session=s,
+                e164=number,
+                status="opted_out",
+                source="carrier_21610",
+                sender_e164=scope,
+                reason="Twilio refused the send with 21610",
+                actor="send",
+                at=now,
+            )
             self._fallback(s, job, "opted_out", result.error_code)
         elif outcome is SendOutcome.NOT_SMS_CAPABLE:
             for person_id in disable_number(session=s, e164=number, code=result.error_code):
@@ -554,8 +647,10 @@ class ChunkSender:
             self._fallback(s, job, f"rejected_{result.error_code}", result.error_code)
         elif outcome is SendOutcome.FATAL:
             _set(s, msg, error_code=result.error_code, error_message=(result.message or "")[:500])
-            reason = (f"Twilio error {result.error_code or result.http_status}: "
-                      f"{result.message or 'configuration problem'}")
+            reason = (
+                f"Twilio error {result.error_code or result.http_status}: "
+                f"{result.message or 'configuration problem'}"
+            )
             s.execute(
                 update(campaign_t)
                 .where(campaign_t.c.id == self.campaign_id, campaign_t.c.status == "sending")
@@ -581,19 +676,26 @@ class ChunkSender:
         run_logger().error("campaign %s stopped: %s", self.campaign_id, reason)
         recipients = self.env.settings.alert_emails
         if recipients:
-            self.env.mailer.send_many([
-                Email(to, f"nudge: campaign {self.campaign_id} stopped",
-                      f"Campaign {self.campaign_id} stopped sending.\n\nReason: {reason}\n\n"
-                      "Nothing further was sent. Fix the account or sender configuration, then "
-                      f"run `nudge campaigns resume {self.campaign_id}`.")
-                for to in recipients
-            ])
+            self.env.mailer.send_many(
+                [
+                    Email(
+                        to,
+                        f"nudge: campaign {self.campaign_id} stopped",
+                        f"Campaign {self.campaign_id} stopped sending.\n\nReason: {reason}\n\n"
+                        "Nothing further was sent. Fix the account or sender configuration, then "
+                        f"run `nudge campaigns resume {self.campaign_id}`.",
+                    )
+                    for to in recipients
+                ]
+            )
         if in_prefect_run():
             from prefect.events import emit_event
 
-            emit_event(event="nudge.campaign.stopped",
-                       resource={"prefect.resource.id": f"nudge.campaign.{self.campaign_id}"},
-                       payload={"campaign_id": self.campaign_id, "reason": reason})
+            emit_event(
+                event="nudge.campaign.stopped",
+                resource={"prefect.resource.id": f"nudge.campaign.{self.campaign_id}"},
+                payload={"campaign_id": self.campaign_id, "reason": reason},
+            )
 
     # -- email -------------------------------------------------------------------------
 
@@ -602,16 +704,26 @@ class ChunkSender:
         now = self.env.now()
         with Session(self.env.engine) as s:
             rows = s.execute(
-                select(message_t.c.id, message_t.c.to_addr, message_t.c.subject,
-                       message_t.c.body, message_t.c.attempts, message_t.c.extra)
-                .where(message_t.c.chunk_id == self.chunk_id, message_t.c.channel == "email",
-                       message_t.c.status == "planned")
+                select(
+                    message_t.c.id,
+                    message_t.c.to_addr,
+                    message_t.c.subject,
+                    message_t.c.body,
+                    message_t.c.attempts,
+                    message_t.c.extra,
+                ).where(
+                    message_t.c.chunk_id == self.chunk_id,
+                    message_t.c.channel == "email",
+                    message_t.c.status == "planned",
+                )
             ).all()
         if not rows:
             return
         results = self.env.mailer.send_many(
-            [Email(r.to_addr or "", r.subject or f"Message from {self.sender_name}", r.body)
-             for r in rows]
+            [
+                Email(r.to_addr or "", r.subject or f"Message from {self.sender_name}", r.body)
+                for r in rows
+            ]
         )
         with Session(self.env.engine) as s:
             for row, result in zip(rows, results, strict=True):
@@ -625,8 +737,11 @@ class ChunkSender:
                 else:
                     values = {"error_message": str(result.error)[:500]}
                     self.retry_at = now + RETRY_LATER
-                s.execute(update(message_t).where(message_t.c.id == row.id)
-                          .values(attempts=attempts, updated_at=now, **values))
+                s.execute(
+                    update(message_t)
+                    .where(message_t.c.id == row.id)
+                    .values(attempts=attempts, updated_at=now, **values)
+                )
             s.commit()
 
 
@@ -660,7 +775,11 @@ def send_chunk(env: SendEnv, chunk_id: int) -> ChunkReport:
     report = asyncio.run(send_chunk_async(env, chunk_id))
     run_logger().info(
         "chunk %s: %d SMS sent, %d emails, %d fell back to email, %d to retry%s",
-        chunk_id, report.sms_sent, report.emails_sent, report.fell_back, report.retry_later,
+        chunk_id,
+        report.sms_sent,
+        report.emails_sent,
+        report.fell_back,
+        report.retry_later,
         f", stopped: {report.stopped}" if report.stopped else "",
     )
     return report

@@ -365,8 +365,11 @@ def report(stats: dict[str, Any], source: str, started: datetime) -> str:
     ]
     codes = stats.get("unknown_type_code_counts") or {}
     if codes:
-        lines += ["", "Unknown type codes (mapped to `other`; add them with `nudge config set "
-                  "type_code_map ...`): " + ", ".join(f"`{c}` ×{n}" for c, n in codes.items())]
+        lines += [
+            "",
+            "Unknown type codes (mapped to `other`; add them with `nudge config set "
+            "type_code_map ...`): " + ", ".join(f"`{c}` ×{n}" for c, n in codes.items()),
+        ]
     markdown = "\n".join(lines)
     if in_prefect_run():
         create_markdown_artifact(

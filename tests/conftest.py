@@ -138,10 +138,10 @@ def _emulator_server() -> Iterator[object]:
 
 
 @pytest.fixture
-def emulator(_emulator_server: object) -> Iterator[object]:
+def emulator(_emulator_server: object) -> object:
     """The session's emulator, emptied (messages, numbers, opt-outs, knobs) for this test."""
     _emulator_server.reset()  # type: ignore[attr-defined]
-    yield _emulator_server
+    return _emulator_server
 
 
 @pytest.fixture

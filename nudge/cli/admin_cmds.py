@@ -9,8 +9,9 @@ import typer
 from nudge.cli.common import JSON_HELP, emit, fail, session
 
 config_app = typer.Typer(help="Show or change the SMS configuration.", no_args_is_help=True)
-phones_app = typer.Typer(help="Look at a person's numbers; override the SMS choice.",
-                         no_args_is_help=True)
+phones_app = typer.Typer(
+    help="Look at a person's numbers; override the SMS choice.", no_args_is_help=True
+)
 runs_app = typer.Typer(help="Past SIS syncs and their quarantined rows.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -173,8 +174,12 @@ def phones_override(
         )
         chosen = refresh_sms_number(session=s, person_id=found.id, config=config)
     emit(
-        {"person_id": person, "rows": len(rows), "sms_allowed": value,
-         "sms_number": mask_phone(chosen) if chosen else None},
+        {
+            "person_id": person,
+            "rows": len(rows),
+            "sms_allowed": value,
+            "sms_number": mask_phone(chosen) if chosen else None,
+        },
         as_json=json_out,
         human=lambda d: f"override set on {d['rows']} row(s); SMS number now {d['sms_number']}",
     )
@@ -194,16 +199,30 @@ def runs_list(
         runs = s.exec(select(SyncRun).order_by(col(SyncRun.id).desc()).limit(limit)).all()
         data = {
             "runs": [
-                {"id": r.id, "source": r.source, "status": r.status, "started_at": r.started_at,
-                 "finished_at": r.finished_at, "error": r.error, "stats": r.stats}
+                {
+                    "id": r.id,
+                    "source": r.source,
+                    "status": r.status,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "error": r.error,
+                    "stats": r.stats,
+                }
                 for r in runs
             ]
         }
-    emit(data, as_json=json_out, human=lambda d: "\n".join(
-        f"#{r['id']} {r['status']:<9} {r['started_at']:%Y-%m-%d %H:%M} {r['source']}"
-        + (f" — {r['error']}" if r["error"] else "")
-        for r in d["runs"]
-    ) or "no syncs yet")
+    emit(
+        data,
+        as_json=json_out,
+        human=lambda d: (
+            "\n".join(
+                f"#{r['id']} {r['status']:<9} {r['started_at']:%Y-%m-%d %H:%M} {r['source']}"
+                + (f" — {r['error']}" if r["error"] else "")
+                for r in d["runs"]
+            )
+            or "no syncs yet"
+        ),
+    )
 
 
 @runs_app.command("show")
@@ -226,18 +245,27 @@ def runs_show(
             .order_by(col(QuarantinedRow.file), col(QuarantinedRow.line))
         ).all()
         data = {
-            "id": run.id, "source": run.source, "status": run.status, "error": run.error,
+            "id": run.id,
+            "source": run.source,
+            "status": run.status,
+            "error": run.error,
             "stats": run.stats,
             "quarantined": [
                 {"file": q.file, "line": q.line, "person_id": q.person_sis_id, "reason": q.reason}
                 for q in rows
             ],
         }
-    emit(data, as_json=json_out, human=lambda d: "\n".join(
-        [f"#{d['id']} {d['status']} {d['source']}" + (f" — {d['error']}" if d["error"] else "")]
-        + [f"  {q['file']}:{q['line']} {q['person_id'] or '-'}: {q['reason']}"
-           for q in d["quarantined"]]
-    ))
+    emit(
+        data,
+        as_json=json_out,
+        human=lambda d: "\n".join(
+            [f"#{d['id']} {d['status']} {d['source']}" + (f" — {d['error']}" if d["error"] else "")]
+            + [
+                f"  {q['file']}:{q['line']} {q['person_id'] or '-'}: {q['reason']}"
+                for q in d["quarantined"]
+            ]
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from nudge.cli import admin_cmds, sync_cmds
+from nudge.cli import admin_cmds, campaign_cmds, sync_cmds
 
 app = typer.Typer(
     name="nudge",
@@ -46,6 +46,7 @@ def _main(
 
 
 sync_cmds.register(app)
+campaign_cmds.register(app)
 admin_cmds.register(app)
 _register_sandbox()
 app.add_typer(sandbox_app, name="sandbox")

@@ -16,15 +16,20 @@ def init(json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
     url = settings().database_url
     try:
         before, after = upgrade_database(url)
-    except Exception as exc:  # noqa: BLE001 - reported to the user, with the cause
+    except Exception as exc:
         fail(f"could not initialise the database: {exc}", as_json=json_out)
     emit(
         {"revision_before": before, "revision": after, "upgraded": before != after},
         as_json=json_out,
         human=lambda d: (
             f"database ready at revision {d['revision']}"
-            + (f" (upgraded from {d['revision_before']})" if d["upgraded"] and d["revision_before"]
-               else " (created)" if d["upgraded"] else " (already up to date)")
+            + (
+                f" (upgraded from {d['revision_before']})"
+                if d["upgraded"] and d["revision_before"]
+                else " (created)"
+                if d["upgraded"]
+                else " (already up to date)"
+            )
         ),
     )
 
@@ -59,7 +64,9 @@ def sync(
     conf = settings()
     chosen = source or conf.sis_source
     if not chosen:
-        fail("no source: pass --source csv:PATH|ethos:URL or set NUDGE_SIS_SOURCE", as_json=json_out)
+        fail(
+            "no source: pass --source csv:PATH|ethos:URL or set NUDGE_SIS_SOURCE", as_json=json_out
+        )
     use_engine = prefect_server_configured() if engine is None else engine
     try:
         if use_engine:
@@ -87,7 +94,8 @@ def _human_sync(d: dict[str, Any]) -> str:
         f"  students with an SMS number: {d['sms_eligible']}",
         f"  flagged: {d['type_mismatches']} landlines coded as mobile, "
         f"{d['shared_numbers']} numbers shared by several students",
-        f"  quarantined rows: {d['rows_quarantined']} (see `nudge sync-runs show {d['sync_run_id']}`)",
+        f"  quarantined rows: {d['rows_quarantined']} "
+        f"(see `nudge sync-runs show {d['sync_run_id']}`)",
     ]
     if d.get("unknown_type_codes"):
         codes = ", ".join(f"{c}×{n}" for c, n in d["unknown_type_code_counts"].items())

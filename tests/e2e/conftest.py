@@ -38,8 +38,9 @@ def live_settings(settings: Settings, emulator: Any, smtp: Any) -> Settings:
 
 def fast_gateway(settings: Settings) -> SmsGateway:
     """The real gateway with millisecond backoff, so retry tests stay fast."""
-    return TwilioSmsGateway(settings, retry=RetryPolicy(max_retries=6, backoff_base_s=0.001,
-                                                        backoff_max_s=0.005))
+    return TwilioSmsGateway(
+        settings, retry=RetryPolicy(max_retries=6, backoff_base_s=0.001, backoff_max_s=0.005)
+    )
 
 
 @pytest.fixture
@@ -57,8 +58,9 @@ def make_env(live_settings: Settings) -> Iterator[Callable[..., SendEnv]]:
         conf = settings or live_settings
         engine = make_engine(conf.database_url)
         engines.append(engine)
-        return SendEnv(conf, engine, make_mailer(conf),
-                       gateway or (lambda: fast_gateway(conf)), now=now)
+        return SendEnv(
+            conf, engine, make_mailer(conf), gateway or (lambda: fast_gateway(conf)), now=now
+        )
 
     yield build
     for engine in engines:

@@ -30,8 +30,9 @@ from tasks.send import SendEnv
 EVERYONE_ADVISED_BY_T1 = AudienceFilter(caseload=["T1"])
 
 
-def request(sender: str = "T1", message: str = "Hi {preferred_name}, advising opens Monday.",
-            **kw: Any) -> CampaignRequest:
+def request(
+    sender: str = "T1", message: str = "Hi {preferred_name}, advising opens Monday.", **kw: Any
+) -> CampaignRequest:
     kw.setdefault("audience", EVERYONE_ADVISED_BY_T1)
     return CampaignRequest(sender_id=sender, message=message, **kw)
 
@@ -67,14 +68,24 @@ def campaign_sms_per_number(emulator: Any, body_prefix: str = "Hi ") -> dict[str
 
 
 def test_campaign_texts_each_student_once_with_one_opt_in_notice(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(6)
     result = run_campaign(request(), settings=live_settings, env=make_env())
-    assert (result["status"], result["recipients"], result["sms"], result["email"]) == ("completed", 6, 6, 0)
+    assert (result["status"], result["recipients"], result["sms"], result["email"]) == (
+        "completed",
+        6,
+        6,
+        0,
+    )
     assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
     assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 2)  # notice + message
-    again = run_campaign(request(message="Hi again, {first_name}"), settings=live_settings, env=make_env())
+    again = run_campaign(
+        request(message="Hi again, {first_name}"), settings=live_settings, env=make_env()
+    )
     assert again["opt_in_notices"] == 0
     assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 3)
     with Session(make_env().engine) as s:
@@ -84,7 +95,10 @@ def test_campaign_texts_each_student_once_with_one_opt_in_notice(
 
 
 def test_audience_filters_pick_only_matching_students(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(4)
     audience = AudienceFilter(student_ids=["S1", "S3"], programs=["nursing"])
@@ -94,8 +108,11 @@ def test_audience_filters_pick_only_matching_students(
 
 
 def test_opted_out_student_gets_email_and_no_sms(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(3)
     env = make_env()
@@ -113,8 +130,11 @@ def test_opted_out_student_gets_email_and_no_sms(
 
 
 def test_quota_exhausted_mid_campaign_sends_the_rest_by_email(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(5)
     configure(live_settings, monthly_limit=5)  # notice + message = 2 per student
@@ -128,19 +148,25 @@ def test_quota_exhausted_mid_campaign_sends_the_rest_by_email(
 
 
 def test_quota_is_rechecked_at_send_time_not_only_at_planning(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(4)
     configure(live_settings, monthly_limit=100)
     env = make_env()
-    planned = run_campaign(request(send_at=datetime.now(UTC) + timedelta(minutes=5)),
-                           settings=live_settings, env=env)
+    planned = run_campaign(
+        request(send_at=datetime.now(UTC) + timedelta(minutes=5)), settings=live_settings, env=env
+    )
     assert planned["status"] == "scheduled" and planned["sms"] == 4
     configure(live_settings, monthly_limit=3)
     later = make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=6))
     with Session(env.engine) as s:  # the dispatcher looks at the real clock for send_at
-        s.execute(Campaign.__table__.update().values(send_at=datetime.now(UTC) - timedelta(seconds=1)))  # type: ignore[attr-defined]
+        s.execute(
+            Campaign.__table__.update().values(send_at=datetime.now(UTC) - timedelta(seconds=1))
+        )  # type: ignore[attr-defined]
         s.commit()
     run_dispatch(live_settings, env=later)
     assert emulator.counters()["messages_created"] == 2  # one student: notice + message
@@ -148,7 +174,10 @@ def test_quota_is_rechecked_at_send_time_not_only_at_planning(
 
 
 def test_sender_without_permitted_role_is_refused_and_nothing_is_planned(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(3)
     env = make_env()
@@ -169,8 +198,11 @@ def test_sender_without_permitted_role_is_refused_and_nothing_is_planned(
     ],
 )
 def test_bad_message_is_refused_before_planning(
-    live_settings: Settings, college: Callable[..., list[str]], make_env: Callable[..., SendEnv],
-    message: str, needle: str
+    live_settings: Settings,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+    message: str,
+    needle: str,
 ) -> None:
     college(2, first_name="Maximilian")
     env = make_env()
@@ -181,12 +213,16 @@ def test_bad_message_is_refused_before_planning(
 
 
 def test_dry_run_previews_exact_figures_and_stores_nothing(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(3)
     env = make_env()
-    result = run_campaign(request(message="{first_name}: " + "ő" * 70, dry_run=True),
-                          settings=live_settings, env=env)
+    result = run_campaign(
+        request(message="{first_name}: " + "ő" * 70, dry_run=True), settings=live_settings, env=env
+    )
     assert result["campaign_id"] is None and result["sms"] == 3
     assert result["segments"]["encodings"] == {"UCS-2": 3}
     assert result["segments"]["min"] == result["segments"]["max"] == 2
@@ -217,16 +253,22 @@ class CrashingGateway:
         return getattr(self.inner, name)
 
 
-@pytest.mark.parametrize("accepted", [pytest.param(False, id="before-request"),
-                                      pytest.param(True, id="after-accept")])
+@pytest.mark.parametrize(
+    "accepted", [pytest.param(False, id="before-request"), pytest.param(True, id="after-accept")]
+)
 def test_crash_then_rerun_texts_each_recipient_exactly_once(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv], accepted: bool
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+    accepted: bool,
 ) -> None:
     from tests.e2e.conftest import fast_gateway
 
     numbers = college(10)
-    dying = make_env(gateway=lambda: CrashingGateway(fast_gateway(live_settings), 7, accepted=accepted))
+    dying = make_env(
+        gateway=lambda: CrashingGateway(fast_gateway(live_settings), 7, accepted=accepted)
+    )
     with pytest.raises(Crash):
         run_campaign(request(), settings=live_settings, env=dying)
     # Another worker, after the dead one's claim went stale, finishes the campaign.
@@ -241,7 +283,10 @@ def test_crash_then_rerun_texts_each_recipient_exactly_once(
 
 
 def test_429_storm_is_retried_and_each_student_texted_once(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(8)
     emulator.control(share_429=0.5, seed=3)
@@ -252,7 +297,10 @@ def test_429_storm_is_retried_and_each_student_texted_once(
 
 
 def test_dropped_responses_are_reconciled_not_resent(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(8)
     emulator.control(share_drop_after_accept=0.4, seed=5)
@@ -267,16 +315,24 @@ def test_dropped_responses_are_reconciled_not_resent(
 
 
 def test_concurrent_campaigns_never_exceed_the_quota(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(10)
     configure(live_settings, monthly_limit=13)
     results: list[dict[str, Any]] = []
 
     def run(sender: str) -> None:
-        results.append(run_campaign(request(sender=sender, message=f"Hi from {sender}"),
-                                    settings=live_settings, env=make_env()))
+        results.append(
+            run_campaign(
+                request(sender=sender, message=f"Hi from {sender}"),
+                settings=live_settings,
+                env=make_env(),
+            )
+        )
 
     threads = [threading.Thread(target=run, args=(s,)) for s in ("T1", "T2")]
     for t in threads:
@@ -287,12 +343,17 @@ def test_concurrent_campaigns_never_exceed_the_quota(
         used = s.execute(select(func.sum(QuotaLedger.used))).scalar_one()
     assert used <= 13
     assert emulator.counters()["messages_created"] == used
-    assert sum(r["result"]["sms"] for r in results) + sum(r["result"]["email"] for r in results) == 20
+    assert (
+        sum(r["result"]["sms"] for r in results) + sum(r["result"]["email"] for r in results) == 20
+    )
 
 
 def test_fatal_error_stops_the_campaign_and_alerts_admins(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(12)
     emulator.control(recipient_errors={numbers[2]: 21408})
@@ -304,8 +365,11 @@ def test_fatal_error_stops_the_campaign_and_alerts_admins(
 
 
 def test_number_that_cannot_take_sms_is_disabled_and_emailed(
-    live_settings: Settings, emulator: Any, smtp: Any, college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     numbers = college(3)
     emulator.control(recipient_errors={numbers[1]: 21614})
@@ -321,28 +385,39 @@ def test_number_that_cannot_take_sms_is_disabled_and_emailed(
 
 
 def test_scheduled_campaign_waits_can_be_cancelled_and_due_ones_dispatch(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(2)
     env = make_env()
     future = datetime.now(UTC) + timedelta(hours=1)
     first = run_campaign(request(send_at=future), settings=live_settings, env=env)
-    second = run_campaign(request(send_at=future, message="Hi second"), settings=live_settings, env=env)
+    second = run_campaign(
+        request(send_at=future, message="Hi second"), settings=live_settings, env=env
+    )
     assert first["status"] == second["status"] == "scheduled"
     assert cancel_campaign(live_settings, first["campaign_id"]) == "cancelled"
     with pytest.raises(ValueError, match="only a scheduled campaign"):
         cancel_campaign(live_settings, first["campaign_id"])
     assert run_dispatch(live_settings, env=env)["started"] == []
     with Session(env.engine) as s:
-        s.execute(Campaign.__table__.update().where(Campaign.__table__.c.id == second["campaign_id"])  # type: ignore[attr-defined]
-                  .values(send_at=datetime.now(UTC) - timedelta(minutes=1)))
+        s.execute(
+            Campaign.__table__.update()
+            .where(Campaign.__table__.c.id == second["campaign_id"])  # type: ignore[attr-defined]
+            .values(send_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
         s.commit()
     assert run_dispatch(live_settings, env=env)["started"] == [second["campaign_id"]]
     assert sum(campaign_sms_per_number(emulator).values()) == 2
 
 
 def test_quiet_hours_defer_and_dispatch_sends_at_window_start(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     college(2)
     now_ny = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
@@ -352,12 +427,17 @@ def test_quiet_hours_defer_and_dispatch_sends_at_window_start(
     result = run_campaign(request(), settings=live_settings, env=make_env())
     assert result["deferred"] == 2 and result["status"] == "sending"
     assert emulator.counters()["messages_created"] == 0
-    run_dispatch(live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(hours=2, minutes=1)))
+    run_dispatch(
+        live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(hours=2, minutes=1))
+    )
     assert emulator.counters()["messages_created"] == 4
 
 
 def test_two_concurrent_first_sends_provision_one_number(
-    live_settings: Settings, emulator: Any, college: Callable[..., list[str]], make_env: Callable[..., SendEnv]
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
 ) -> None:
     from tasks.send import ensure_sender_number
     from tests.e2e.conftest import fast_gateway
@@ -370,8 +450,11 @@ def test_two_concurrent_first_sends_provision_one_number(
     async def both() -> list[str]:
         g1, g2 = fast_gateway(live_settings), fast_gateway(live_settings)
         try:
-            return list(await asyncio.gather(ensure_sender_number(env, g1, staff),
-                                             ensure_sender_number(env, g2, staff)))
+            return list(
+                await asyncio.gather(
+                    ensure_sender_number(env, g1, staff), ensure_sender_number(env, g2, staff)
+                )
+            )
         finally:
             await g1.aclose()
             await g2.aclose()
