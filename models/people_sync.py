@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from domain.config import SmsConfig
 from domain.phones import PhoneFacts, choose_sms_number
 from domain.sync import PersonChange, PhoneRow, SyncPlan
+from models.bulk import bulk_insert
 from models.consent import INSTITUTION, Consent, ConsentEvent
 from models.people import Person, PhoneNumber
 
@@ -172,15 +173,8 @@ def apply_plan(
         create_rows.append(values)
         if choice.e164 and change.role == "student":
             new_numbers.append(choice.e164)
-    ids: dict[str, int] = {}
-    for batch in chunked(create_rows):
-        result = session.execute(
-            insert(person_t).returning(
-                person_t.c.id, person_t.c.sis_id, sort_by_parameter_order=True
-            ),
-            list(batch),
-        )
-        ids.update({r.sis_id: r.id for r in result})
+    bulk_insert(session, person_t, create_rows)
+    ids = _ids_of(session, [row["sis_id"] for row in create_rows])
     stats.people_created = len(create_rows)
 
     stored_phones = _load_phones(session, [c.existing_id for c in plan.updates if c.existing_id])
@@ -227,8 +221,10 @@ def apply_plan(
     for change in plan.creates:
         person_id = ids[change.sis_id]
         phone_inserts.extend(_phone_values(person_id, row, now) for row in change.phones)
-    for batch in chunked(phone_inserts):
-        session.execute(insert(phone_t), list(batch))
+    # Facts the SIS never sends start empty on new rows (and are never touched on updates).
+    for values in phone_inserts:
+        values.update(sms_allowed=None, disabled_by_carrier=False, carrier_error_code=None)
+    bulk_insert(session, phone_t, phone_inserts)
     _bulk_update(session, PhoneNumber, phone_updates)
     for id_batch in chunked(phone_removed):
         session.execute(
@@ -255,6 +251,22 @@ def apply_plan(
     mark("deactivate")
     session.flush()
     return stats
+
+
+def _ids_of(session: Session, sis_ids: list[str]) -> dict[str, int]:
+    if not sis_ids:
+        return {}
+    if len(sis_ids) > 5 * _CHUNK:  # cheaper to read them all than to ask in slices
+        wanted = set(sis_ids)
+        rows = session.execute(select(person_t.c.sis_id, person_t.c.id))
+        return {r.sis_id: r.id for r in rows if r.sis_id in wanted}
+    found: dict[str, int] = {}
+    for batch in chunked(sis_ids):
+        rows = session.execute(
+            select(person_t.c.sis_id, person_t.c.id).where(person_t.c.sis_id.in_(list(batch)))
+        )
+        found.update({r.sis_id: r.id for r in rows})
+    return found
 
 
 def _bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -300,35 +312,10 @@ def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
     fresh = [n for n in unique if n not in known]
     consent_t = Consent.__table__  # type: ignore[attr-defined]
     event_t = ConsentEvent.__table__  # type: ignore[attr-defined]
-    for batch in chunked(fresh):
-        session.execute(
-            insert(consent_t),
-            [
-                {
-                    "e164": n,
-                    "sender_e164": INSTITUTION,
-                    "status": "opted_in",
-                    "source": "auto",
-                    "updated_at": now,
-                }
-                for n in batch
-            ],
-        )
-        session.execute(
-            insert(event_t),
-            [
-                {
-                    "e164": n,
-                    "sender_e164": INSTITUTION,
-                    "status": "opted_in",
-                    "source": "auto",
-                    "reason": "new student, auto opt-in is on",
-                    "actor": "sis-sync",
-                    "at": now,
-                }
-                for n in batch
-            ],
-        )
+    base = {"sender_e164": INSTITUTION, "status": "opted_in", "source": "auto"}
+    bulk_insert(session, consent_t, [{"e164": n, **base, "updated_at": now} for n in fresh])
+    why = {"reason": "new student, auto opt-in is on", "actor": "sis-sync", "inbound_sid": None}
+    bulk_insert(session, event_t, [{"e164": n, **base, **why, "at": now} for n in fresh])
     return len(fresh)
 
 

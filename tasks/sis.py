@@ -12,7 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing import get_context
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy import insert, update
 
 from adapters.sis import open_source
 from adapters.sis.base import Extract, QuarantinedRow, SourcePhone
-from domain.config import SmsConfig
+from domain.config import PhoneKind, SmsConfig
 from domain.phones import (
     ParsedPhone,
     is_type_mismatch,
@@ -207,26 +207,38 @@ def validate(found: Diff, settings: Settings) -> Validated:
     default_kind = config.default_phone_type
     changes = [*found.plan.creates, *found.plan.updates]
 
+    # One pass to classify codes (cached: an extract has a handful of distinct codes) and
+    # collect the distinct raw inputs; parse those once each; a second pass builds the rows.
+    codes: dict[str, tuple[PhoneKind, bool, str]] = {}
     keys: dict[tuple[str, str | None, bool], int] = {}
+    work: list[tuple[PersonChange, list[tuple[SourcePhone, PhoneKind, bool, str, int]]]] = []
     for change in changes:
+        mine = []
         for phone in found.phones_by_person.get(change.sis_id, ()):
-            kind, _known = kind_for_code(phone.type_code, mapping)
-            keys.setdefault((phone.number, phone.country, kind == default_kind), len(keys))
+            mapped = codes.get(phone.type_code)
+            if mapped is None:
+                kind, known = kind_for_code(phone.type_code, mapping)
+                mapped = codes[phone.type_code] = (kind, known, phone.type_code.strip().upper())
+            key = (phone.number, phone.country, mapped[0] == default_kind)
+            index = keys.get(key)
+            if index is None:
+                index = keys[key] = len(keys)
+            mine.append((phone, mapped[0], mapped[1], mapped[2], index))
+        work.append((change, mine))
     items = list(keys)
     parsed = _parse_all(items, config.default_region, settings.sync_workers)
 
     unknown: Counter[str] = Counter()
-    for change in changes:
+    for change, mine in work:
         rows: dict[tuple[str, str], PhoneRow] = {}
-        for phone in found.phones_by_person.get(change.sis_id, ()):
-            kind, known = kind_for_code(phone.type_code, mapping)
+        for phone, kind, known, code, index in mine:
             if not known:
-                unknown[phone.type_code.strip().upper() or "(blank)"] += 1
-            result = parsed[keys[(phone.number, phone.country, kind == default_kind)]]
+                unknown[code or "(blank)"] += 1
+            result = parsed[index]
             row = PhoneRow(
                 raw=phone.number,
-                country=(phone.country or None),
-                type_code=phone.type_code.strip().upper(),
+                country=phone.country or None,
+                type_code=code,
                 kind=kind,
                 known_type_code=known,
                 match_key=match_key(result.e164, phone.number),
@@ -240,20 +252,17 @@ def validate(found: Diff, settings: Settings) -> Validated:
                 is_primary=phone.primary,
                 source_updated_at=phone.updated_at,
             )
-            key = (row.type_code, row.match_key)
-            rows[key] = _merge(rows.get(key), row)
+            row_key = (code, row.match_key)
+            previous = rows.get(row_key)
+            rows[row_key] = row if previous is None else _merge(previous, row)
         change.phones = list(rows.values())
     run_logger().info("validate: parsed %d distinct numbers", len(items))
     return Validated(found.plan, config, len(items), unknown)
 
 
-def _merge(old: PhoneRow | None, new: PhoneRow) -> PhoneRow:
+def _merge(old: PhoneRow, new: PhoneRow) -> PhoneRow:
     # The same number twice under one code: one row, primary if either was, newest date.
-    if old is None:
-        return new
     dates = [d for d in (old.source_updated_at, new.source_updated_at) if d is not None]
-    from dataclasses import replace
-
     return replace(
         old,
         is_primary=old.is_primary or new.is_primary,

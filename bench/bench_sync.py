@@ -1,0 +1,166 @@
+"""Benchmark: the SIS sync of 100,000 students (~2.5 phones each) on SQLite and PostgreSQL.
+
+Targets (issue 2):
+* full first sync <= 1.3x the floor: bare ``phonenumbers`` parse + validate + type + format of
+  the same numbers, single process, measured in the same run;
+* no-change re-sync >= 20,000 people/s;
+* peak memory <= 1.5 GiB (each scenario runs in its own process; children included).
+
+    python bench/bench_sync.py [--students N] [--postgres URL | --no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._report import machine, record  # noqa: E402
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def floor(folder: Path) -> tuple[float, int]:
+    """Bare phonenumbers over every number of phones.csv: the cost nobody can avoid."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
+    with (folder / "phones.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = [(r.get("number") or "", (r.get("country") or "").upper() or "US")
+                for r in csv.DictReader(fh)]
+    start = time.perf_counter()
+    for raw, region in rows:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        phonenumbers.is_valid_number(number)
+        phonenumbers.number_type(number)
+        phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return time.perf_counter() - start, len(rows)
+
+
+def scenario(url: str, folder: Path, workers: int) -> dict[str, float]:
+    """Run in a child process: init, first sync, re-sync; report times and peak memory."""
+    from flows.sis_sync import run_sync
+    from models.db import upgrade_database
+    from nudge.settings import Settings
+
+    upgrade_database(url)
+    settings = Settings(_env_file=None, database_url=url, sync_workers=workers)  # type: ignore[call-arg]
+    start = time.perf_counter()
+    first = run_sync(f"csv:{folder}", settings=settings)
+    t_first = time.perf_counter() - start
+    start = time.perf_counter()
+    again = run_sync(f"csv:{folder}", settings=settings)
+    t_again = time.perf_counter() - start
+    peak_kib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return {
+        "first_s": t_first,
+        "resync_s": t_again,
+        "people": first["people_created"],
+        "unchanged": again["people_unchanged"],
+        "parsed_again": again["phones_parsed"],
+        "peak_mib": peak_kib / 1024,
+    }
+
+
+def run_child(url: str, folder: Path, workers: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", url, "--folder", str(folder),
+         "--workers", str(workers)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fresh_pg(base: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+
+    name = "bench_" + uuid.uuid4().hex[:8]
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_pg(base: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=100_000)
+    parser.add_argument("--postgres", default=os.environ.get("NUDGE_BENCH_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--folder")
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(scenario(args.child, Path(args.folder), args.workers)))
+        return
+
+    from sandbox.generate import generate
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-sync-") as tmp:
+        folder = Path(tmp) / "extract"
+        summary = generate(folder, students=args.students, staff=200, seed=42)
+        print(f"extract: {summary.students:,} students, {summary.phone_rows:,} phone rows "
+              f"({summary.phones_per_student:.2f} per student)")
+        t_floor, n = floor(folder)
+        print(f"floor (bare phonenumbers, 1 process): {t_floor:.2f} s for {n:,} numbers")
+        targets = [("SQLite", f"sqlite:///{tmp}/bench.db", None)]
+        if not args.no_postgres:
+            url, name = fresh_pg(args.postgres)
+            targets.append(("PostgreSQL", url, name))
+        try:
+            for label, url, _name in targets:
+                for workers in (0, 1):
+                    if workers == 1 and label != "SQLite":
+                        continue
+                    if label == "SQLite" and workers == 1:
+                        url = f"sqlite:///{tmp}/bench-1proc.db"
+                    r = run_child(url, folder, workers)
+                    ratio = r["first_s"] / t_floor
+                    rate = r["unchanged"] / r["resync_s"]
+                    mode = "all cores" if workers == 0 else "1 process"
+                    print(f"{label} ({mode}): first sync {r['first_s']:.2f} s = {ratio:.2f}x floor; "
+                          f"re-sync {r['resync_s']:.2f} s = {rate:,.0f} people/s "
+                          f"(parsed again: {r['parsed_again']:.0f}); peak {r['peak_mib']:.0f} MiB")
+                    record(f"sync first, {label}, {mode}", r["first_s"], "s",
+                           baseline=f"phonenumbers floor {t_floor:.1f} s", ratio=ratio,
+                           target="<= 1.3x floor", ok=ratio <= 1.3)
+                    if workers == 0:
+                        record(f"sync no-change re-sync, {label}", rate, "people/s",
+                               target=">= 20,000 people/s", ok=rate >= 20_000)
+                        record(f"sync peak memory, {label}", r["peak_mib"], "MiB",
+                               target="<= 1536 MiB", ok=r["peak_mib"] <= 1536)
+        finally:
+            for _label, _url, name in targets:
+                if name:
+                    drop_pg(args.postgres, name)
+
+
+if __name__ == "__main__":
+    main()
