@@ -16,7 +16,10 @@ from typing import Any
 
 def machine() -> str:
     """The machine a figure was measured on."""
-    return f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}, py{platform.python_version()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}, "
+        f"py{platform.python_version()}"
+    )
 
 
 def record(

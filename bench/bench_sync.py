@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._report import machine, record  # noqa: E402
+from bench._report import machine, record
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -36,8 +36,10 @@ def floor(folder: Path) -> tuple[float, int]:
     from phonenumbers import PhoneNumberFormat
 
     with (folder / "phones.csv").open(encoding="utf-8-sig", newline="") as fh:
-        rows = [(r.get("number") or "", (r.get("country") or "").upper() or "US")
-                for r in csv.DictReader(fh)]
+        rows = [
+            (r.get("number") or "", (r.get("country") or "").upper() or "US")
+            for r in csv.DictReader(fh)
+        ]
     start = time.perf_counter()
     for raw, region in rows:
         try:
@@ -64,8 +66,10 @@ def scenario(url: str, folder: Path, workers: int) -> dict[str, float]:
     start = time.perf_counter()
     again = run_sync(f"csv:{folder}", settings=settings)
     t_again = time.perf_counter() - start
-    peak_kib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak_kib = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     return {
         "first_s": t_first,
         "resync_s": t_again,
@@ -78,9 +82,19 @@ def scenario(url: str, folder: Path, workers: int) -> dict[str, float]:
 
 def run_child(url: str, folder: Path, workers: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", url, "--folder", str(folder),
-         "--workers", str(workers)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            url,
+            "--folder",
+            str(folder),
+            "--workers",
+            str(workers),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -89,8 +103,9 @@ def fresh_pg(base: str) -> tuple[str, str]:
     from sqlalchemy import create_engine, text
 
     name = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
@@ -100,8 +115,9 @@ def fresh_pg(base: str) -> tuple[str, str]:
 def drop_pg(base: str, name: str) -> None:
     from sqlalchemy import create_engine, text
 
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -110,7 +126,9 @@ def drop_pg(base: str, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--students", type=int, default=100_000)
-    parser.add_argument("--postgres", default=os.environ.get("NUDGE_BENCH_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("NUDGE_BENCH_POSTGRES_URL", DEFAULT_PG)
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--folder")
@@ -126,8 +144,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nudge-bench-sync-") as tmp:
         folder = Path(tmp) / "extract"
         summary = generate(folder, students=args.students, staff=200, seed=42)
-        print(f"extract: {summary.students:,} students, {summary.phone_rows:,} phone rows "
-              f"({summary.phones_per_student:.2f} per student)")
+        print(
+            f"extract: {summary.students:,} students, {summary.phone_rows:,} phone rows "
+            f"({summary.phones_per_student:.2f} per student)"
+        )
         t_floor, n = floor(folder)
         print(f"floor (bare phonenumbers, 1 process): {t_floor:.2f} s for {n:,} numbers")
         targets = [("SQLite", f"sqlite:///{tmp}/bench.db", None)]
@@ -145,17 +165,35 @@ def main() -> None:
                     ratio = r["first_s"] / t_floor
                     rate = r["unchanged"] / r["resync_s"]
                     mode = "all cores" if workers == 0 else "1 process"
-                    print(f"{label} ({mode}): first sync {r['first_s']:.2f} s = {ratio:.2f}x floor; "
-                          f"re-sync {r['resync_s']:.2f} s = {rate:,.0f} people/s "
-                          f"(parsed again: {r['parsed_again']:.0f}); peak {r['peak_mib']:.0f} MiB")
-                    record(f"sync first, {label}, {mode}", r["first_s"], "s",
-                           baseline=f"phonenumbers floor {t_floor:.1f} s", ratio=ratio,
-                           target="<= 1.3x floor", ok=ratio <= 1.3)
+                    print(
+                        f"{label} ({mode}): first sync {r['first_s']:.2f} s = {ratio:.2f}x floor; "
+                        f"re-sync {r['resync_s']:.2f} s = {rate:,.0f} people/s "
+                        f"(parsed again: {r['parsed_again']:.0f}); peak {r['peak_mib']:.0f} MiB"
+                    )
+                    record(
+                        f"sync first, {label}, {mode}",
+                        r["first_s"],
+                        "s",
+                        baseline=f"phonenumbers floor {t_floor:.1f} s",
+                        ratio=ratio,
+                        target="<= 1.3x floor",
+                        ok=ratio <= 1.3,
+                    )
                     if workers == 0:
-                        record(f"sync no-change re-sync, {label}", rate, "people/s",
-                               target=">= 20,000 people/s", ok=rate >= 20_000)
-                        record(f"sync peak memory, {label}", r["peak_mib"], "MiB",
-                               target="<= 1536 MiB", ok=r["peak_mib"] <= 1536)
+                        record(
+                            f"sync no-change re-sync, {label}",
+                            rate,
+                            "people/s",
+                            target=">= 20,000 people/s",
+                            ok=rate >= 20_000,
+                        )
+                        record(
+                            f"sync peak memory, {label}",
+                            r["peak_mib"],
+                            "MiB",
+                            target="<= 1536 MiB",
+                            ok=r["peak_mib"] <= 1536,
+                        )
         finally:
             for _label, _url, name in targets:
                 if name:

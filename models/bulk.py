@@ -80,9 +80,9 @@ def bulk_insert(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
     cursor = dbapi.cursor()
     try:
         if dialect == "postgresql":
-            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[attr-defined]
-                for values in tuples:
-                    copy.write_row(values)
+            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+                for row_values in tuples:
+                    copy.write_row(row_values)
         else:
             marks = ", ".join("?" for _ in columns)
             # Table and column names come from our own metadata, never from input.

@@ -1,0 +1,227 @@
+"""The emulator's state: messages, bought numbers, Messaging Service pools and opt-outs.
+
+Everything lives in memory, indexed for the queries the API serves (by SID, by To, by
+From). With a state file the store also writes every change through to SQLite (WAL mode)
+and reloads it at start-up, so messages and numbers survive a restart. Counters and knobs
+are not state: they start afresh with every process.
+
+A message's status is not stored: it is a function of time (see ``wire.message_view``), so
+the store keeps only what decides it, fixed when the message is created: when it becomes
+``sent``, when it reaches its final status, and which status that is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from bisect import bisect_left
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """One message, inbound or outbound, as the emulator keeps it."""
+
+    seq: int
+    sid: str
+    account_sid: str
+    direction: str  # inbound | outbound-api | outbound-reply
+    to: str
+    from_: str | None
+    body: str
+    messaging_service_sid: str | None
+    num_segments: int
+    created_at: float  # epoch seconds
+    sent_at: float  # when it becomes 'sent' (its date_sent): queue wait + one status delay
+    done_at: float  # when it reaches its final status
+    outcome: str  # delivered | undelivered | failed | received
+    error_code: int | None
+
+
+@dataclass(slots=True)
+class StoredNumber:
+    """A phone number an account bought (an IncomingPhoneNumber)."""
+
+    seq: int
+    sid: str
+    account_sid: str
+    phone_number: str
+    friendly_name: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class ServiceNumber:
+    """A bought number in a Messaging Service's sender pool."""
+
+    service_sid: str
+    number_sid: str
+    account_sid: str
+    created_at: float
+
+
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY, sid TEXT UNIQUE NOT NULL, account_sid TEXT NOT NULL,
+    direction TEXT NOT NULL, "to" TEXT NOT NULL, from_ TEXT, body TEXT NOT NULL,
+    messaging_service_sid TEXT, num_segments INTEGER NOT NULL, created_at REAL NOT NULL,
+    sent_at REAL NOT NULL, done_at REAL NOT NULL, outcome TEXT NOT NULL,
+    error_code INTEGER);
+CREATE TABLE IF NOT EXISTS numbers (
+    seq INTEGER PRIMARY KEY, sid TEXT UNIQUE NOT NULL, account_sid TEXT NOT NULL,
+    phone_number TEXT UNIQUE NOT NULL, friendly_name TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS service_numbers (
+    service_sid TEXT NOT NULL, number_sid TEXT NOT NULL, account_sid TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (service_sid, number_sid));
+CREATE TABLE IF NOT EXISTS optouts (
+    account_sid TEXT NOT NULL, recipient TEXT NOT NULL, sender TEXT NOT NULL,
+    PRIMARY KEY (account_sid, recipient, sender));
+"""
+
+
+class Store:
+    """In-memory state with optional write-through to a SQLite file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._clear_memory()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The server thread uses the connection; it is created here, hence no thread check.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._load(self._db)
+
+    def _clear_memory(self) -> None:
+        self.messages: list[StoredMessage] = []
+        self.by_sid: dict[str, StoredMessage] = {}
+        self.by_to: dict[str, list[StoredMessage]] = {}
+        self.by_from: dict[str, list[StoredMessage]] = {}
+        self.numbers: list[StoredNumber] = []
+        self.number_by_phone: dict[str, StoredNumber] = {}
+        self.number_by_sid: dict[str, StoredNumber] = {}
+        self.pools: dict[str, list[ServiceNumber]] = {}
+        self.service_of_number: dict[str, str] = {}
+        self.optouts: set[tuple[str, str, str]] = set()
+        #: The longest time any message takes from creation to 'sent' (bounds list scans).
+        self.max_lag = 0.0
+        self._seq = 0
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        cols = ", ".join(f'"{c}"' if c == "to" else c for c in _columns(StoredMessage))
+        for row in db.execute(f"SELECT {cols} FROM messages ORDER BY seq"):  # noqa: S608
+            self._index_message(StoredMessage(*row))
+        number_cols = ", ".join(_columns(StoredNumber))
+        for row in db.execute(f"SELECT {number_cols} FROM numbers ORDER BY seq"):  # noqa: S608
+            self._index_number(StoredNumber(*row))
+        for row in db.execute(
+            "SELECT service_sid, number_sid, account_sid, created_at FROM service_numbers "
+            "ORDER BY created_at"
+        ):
+            self._index_service_number(ServiceNumber(*row))
+        for account_sid, recipient, sender in db.execute(
+            "SELECT account_sid, recipient, sender FROM optouts"
+        ):
+            self.optouts.add((account_sid, recipient, sender))
+
+    # --- writes ---------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """Reserve the next sequence number (shared by messages and numbers)."""
+        self._seq += 1
+        return self._seq
+
+    def add_message(self, message: StoredMessage) -> None:
+        """Keep a new message (its ``seq`` must come from :meth:`next_seq`)."""
+        self._index_message(message)
+        if self._db is not None:
+            marks = ", ".join("?" * len(fields(StoredMessage)))
+            self._db.execute(f"INSERT INTO messages VALUES ({marks})", astuple(message))  # noqa: S608
+
+    def add_number(self, number: StoredNumber) -> None:
+        """Keep a newly bought number."""
+        self._index_number(number)
+        if self._db is not None:
+            marks = ", ".join("?" * len(fields(StoredNumber)))
+            self._db.execute(f"INSERT INTO numbers VALUES ({marks})", astuple(number))  # noqa: S608
+
+    def add_service_number(self, entry: ServiceNumber) -> None:
+        """Put a bought number in a Messaging Service's sender pool."""
+        self._index_service_number(entry)
+        if self._db is not None:
+            self._db.execute("INSERT INTO service_numbers VALUES (?, ?, ?, ?)", astuple(entry))
+
+    def set_opt_out(self, account_sid: str, recipient: str, sender: str, *, out: bool) -> None:
+        """Record that ``recipient`` opted out of (or back in to) texts from ``sender``."""
+        key = (account_sid, recipient, sender)
+        if out:
+            self.optouts.add(key)
+        else:
+            self.optouts.discard(key)
+        if self._db is not None:
+            if out:
+                self._db.execute("INSERT OR IGNORE INTO optouts VALUES (?, ?, ?)", key)
+            else:
+                self._db.execute(
+                    "DELETE FROM optouts WHERE account_sid=? AND recipient=? AND sender=?", key
+                )
+
+    def reset(self) -> None:
+        """Forget everything (and empty the state file)."""
+        self._clear_memory()
+        if self._db is not None:
+            for table in ("messages", "numbers", "service_numbers", "optouts"):
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608
+
+    def close(self) -> None:
+        """Close the state file, if any."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- reads ----------------------------------------------------------------------
+
+    def pool(self, service_sid: str) -> list[StoredNumber]:
+        """The numbers in a Messaging Service's sender pool, oldest first."""
+        return [
+            self.number_by_sid[entry.number_sid]
+            for entry in self.pools.get(service_sid, [])
+            if entry.number_sid in self.number_by_sid
+        ]
+
+    def is_opted_out(self, account_sid: str, recipient: str, senders: list[str]) -> bool:
+        """True if ``recipient`` opted out of any of ``senders``."""
+        return any((account_sid, recipient, s) in self.optouts for s in senders)
+
+    # --- indexes --------------------------------------------------------------------
+
+    def _index_message(self, message: StoredMessage) -> None:
+        self.messages.append(message)
+        self.by_sid[message.sid] = message
+        self.by_to.setdefault(message.to, []).append(message)
+        if message.from_ is not None:
+            self.by_from.setdefault(message.from_, []).append(message)
+        self._seq = max(self._seq, message.seq)
+        self.max_lag = max(self.max_lag, message.sent_at - message.created_at)
+
+    def _index_number(self, number: StoredNumber) -> None:
+        self.numbers.append(number)
+        self.number_by_phone[number.phone_number] = number
+        self.number_by_sid[number.sid] = number
+        self._seq = max(self._seq, number.seq)
+
+    def _index_service_number(self, entry: ServiceNumber) -> None:
+        self.pools.setdefault(entry.service_sid, []).append(entry)
+        self.service_of_number[entry.number_sid] = entry.service_sid
+
+
+def position_before(items: list[StoredMessage], seq: int) -> int:
+    """Index of the first message in ``items`` (ascending seq) whose seq is >= ``seq``."""
+    return bisect_left(items, seq, key=lambda m: m.seq)

@@ -1,0 +1,579 @@
+"""The Twilio gateway, through the real SDK over HTTP, against the sandbox emulator.
+
+One emulator (a loopback thread) serves the whole module and is reset before each test;
+each test builds its own gateway (a gateway belongs to one event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.response import Response as TwilioResponse
+
+from adapters.twilio_errors import ErrorClass, ProviderUnavailable, classify
+from adapters.twilio_gateway import (
+    ProviderMessage,
+    RetryPolicy,
+    SendOutcome,
+    TwilioSmsGateway,
+    build_sync_client,
+    classify_exception,
+    rewrite_twilio_url,
+)
+from nudge.settings import Settings
+from sandbox.twilio import EmulatorConfig, EmulatorServer
+
+ACCOUNT = "AC" + "1" * 32
+TOKEN = "not-a-real-token-7c1f"
+SENDER = "+14155550100"
+SERVICE = "MG" + "2" * 32
+FAST = RetryPolicy(max_retries=3, backoff_base_s=0.001, backoff_max_s=0.004)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorServer]:
+    # The account is pinned so that inbound texts to unbought numbers land in it.
+    config = EmulatorConfig(status_delay_ms=0, account_sid=ACCOUNT)
+    with EmulatorServer(config) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean(emulator: EmulatorServer) -> None:
+    emulator.reset()
+
+
+def settings_for(base_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "twilio_base_url": base_url,
+        "twilio_account_sid": ACCOUNT,
+        "twilio_auth_token": TOKEN,
+        "twilio_timeout_s": 2.0,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def gateway(emulator: EmulatorServer) -> AsyncIterator[TwilioSmsGateway]:
+    async with TwilioSmsGateway(settings_for(emulator.base_url), retry=FAST) as gw:
+        yield gw
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def phone(n: int) -> str:
+    return f"+1555010{n:04d}"
+
+
+# --- the taxonomy, one row per code ---------------------------------------------------
+
+SYNC_ROWS = [
+    (21610, SendOutcome.OPTED_OUT),
+    (21211, SendOutcome.NOT_SMS_CAPABLE),
+    (21612, SendOutcome.NOT_SMS_CAPABLE),
+    (21614, SendOutcome.NOT_SMS_CAPABLE),
+    (21635, SendOutcome.NOT_SMS_CAPABLE),
+    (20429, SendOutcome.RETRIABLE_EXHAUSTED),
+    (20500, SendOutcome.RETRIABLE_EXHAUSTED),
+    (20503, SendOutcome.RETRIABLE_EXHAUSTED),
+    (21408, SendOutcome.FATAL),
+    (21603, SendOutcome.FATAL),
+    (21711, SendOutcome.FATAL),
+    (21617, SendOutcome.REJECTED),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"), SYNC_ROWS, ids=[f"{c}-{o.value}" for c, o in SYNC_ROWS]
+)
+async def test_create_error_codes_map_to_send_outcomes(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway, code: int, outcome: SendOutcome
+) -> None:
+    to = phone(1)
+    emulator.control(recipient_errors={to: code})
+
+    result = await gateway.send(to=to, from_=SENDER, body="Your advising hold was lifted.")
+
+    assert result.outcome is outcome
+    assert result.error_code == code
+    assert result.sid is None
+    retried = outcome is SendOutcome.RETRIABLE_EXHAUSTED
+    assert result.attempts == (FAST.max_retries + 1 if retried else 1)
+    assert emulator.counters()["create_requests"] == result.attempts
+
+
+DELIVERY_ROWS = [
+    (30003, "undelivered", ErrorClass.RETRIABLE),
+    (30008, "undelivered", ErrorClass.RETRIABLE),
+    (30005, "undelivered", ErrorClass.NOT_SMS_CAPABLE),
+    (30006, "undelivered", ErrorClass.NOT_SMS_CAPABLE),
+    (30007, "undelivered", ErrorClass.FATAL),
+    (30002, "failed", ErrorClass.FATAL),
+    (30034, "failed", ErrorClass.FATAL),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error_class"),
+    DELIVERY_ROWS,
+    ids=[f"{c}-{k.value}" for c, _, k in DELIVERY_ROWS],
+)
+async def test_delivery_error_codes_are_reported_and_classified(
+    emulator: EmulatorServer,
+    gateway: TwilioSmsGateway,
+    code: int,
+    status: str,
+    error_class: ErrorClass,
+) -> None:
+    to = phone(2)
+    emulator.control(recipient_errors={to: code})
+
+    sent = await gateway.send(to=to, from_=SENDER, body="Registration opens Monday.")
+    assert sent.outcome is SendOutcome.SENT
+    assert sent.sid is not None
+    (message,) = await gateway.fetch_statuses([sent.sid])
+
+    assert (message.status, message.error_code) == (status, code)
+    assert message.error_class is error_class
+
+
+CLASSIFY_ROWS = [
+    (21610, None, ErrorClass.OPTED_OUT),
+    (21211, None, ErrorClass.NOT_SMS_CAPABLE),
+    (30006, None, ErrorClass.NOT_SMS_CAPABLE),
+    (429, None, ErrorClass.RETRIABLE),
+    (502, None, ErrorClass.RETRIABLE),
+    (None, 503, ErrorClass.RETRIABLE),
+    (99999, 500, ErrorClass.RETRIABLE),
+    (30034, None, ErrorClass.FATAL),
+    (401, None, ErrorClass.FATAL),
+    (99999, 403, ErrorClass.FATAL),
+    (21617, 400, ErrorClass.REJECTED),
+    (99999, None, ErrorClass.REJECTED),
+    (404, None, ErrorClass.REJECTED),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "expected"),
+    CLASSIFY_ROWS,
+    ids=[f"{c}/{s}-{e.value}" for c, s, e in CLASSIFY_ROWS],
+)
+def test_classify_codes_then_http_status(
+    code: int | None, http_status: int | None, expected: ErrorClass
+) -> None:
+    assert classify(code, http_status) is expected
+
+
+def _page_error(status: int, text: str) -> TwilioException:
+    return TwilioException("Unable to fetch page", TwilioResponse(status, text, {}))
+
+
+def _connector_error() -> aiohttp.ClientConnectorError:
+    conn_key = type("Key", (), {"ssl": False, "host": "127.0.0.1", "port": 1})()
+    return aiohttp.ClientConnectorError(conn_key, ConnectionRefusedError(111, "refused"))
+
+
+EXCEPTION_ROWS = [
+    ("rest-21610", TwilioRestException(400, "/x", "stop", 21610, "POST"), ErrorClass.OPTED_OUT),
+    ("page-20429", _page_error(429, '{"code": 20429, "status": 429}'), ErrorClass.RETRIABLE),
+    ("page-html-502", _page_error(502, "<html>bad gateway</html>"), ErrorClass.RETRIABLE),
+    (
+        "page-unreadable",
+        TwilioException("Page Records can not be deserialized"),
+        ErrorClass.REJECTED,
+    ),
+    ("connect-refused", _connector_error(), ErrorClass.RETRIABLE),
+    ("connect-timeout", aiohttp.ConnectionTimeoutError("connect"), ErrorClass.RETRIABLE),
+    ("read-timeout", aiohttp.SocketTimeoutError("read"), ErrorClass.AMBIGUOUS),
+    ("total-timeout", TimeoutError(), ErrorClass.AMBIGUOUS),
+    ("disconnected", aiohttp.ServerDisconnectedError(), ErrorClass.AMBIGUOUS),
+    ("payload-cut", aiohttp.ClientPayloadError("cut"), ErrorClass.AMBIGUOUS),
+    ("reset", aiohttp.ClientOSError(104, "reset"), ErrorClass.AMBIGUOUS),
+    ("invalid-url", aiohttp.InvalidURL("nope"), ErrorClass.FATAL),
+    ("requests-connect-timeout", requests.exceptions.ConnectTimeout(), ErrorClass.RETRIABLE),
+    ("requests-read-timeout", requests.exceptions.ReadTimeout(), ErrorClass.AMBIGUOUS),
+]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"), [r[1:] for r in EXCEPTION_ROWS], ids=[r[0] for r in EXCEPTION_ROWS]
+)
+def test_classify_exception(exc: BaseException, expected: ErrorClass) -> None:
+    assert classify_exception(exc)[0] is expected
+
+
+# --- retries and transport failures ---------------------------------------------------
+
+
+def _attempts_until_pass(seed: int, share: float, limit: int) -> int:
+    """How many creates the emulator's seeded generator answers 429 before one passes."""
+    draws = random.Random(seed)
+    for attempt in range(1, limit + 1):
+        if draws.random() >= share:
+            return attempt
+    return limit + 1
+
+
+async def test_429_storm_is_retried_and_then_sent_once(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    seed = next(s for s in range(100) if _attempts_until_pass(s, 0.8, 4) == 4)
+    emulator.control(share_429=0.8, seed=seed)
+
+    result = await gateway.send(to=phone(3), from_=SENDER, body="Tutoring starts today.")
+
+    assert result.outcome is SendOutcome.SENT
+    assert result.attempts == 4
+    counters = emulator.counters()
+    assert counters["faults"] == {"429": 3}
+    assert counters["per_to"] == {phone(3): 1}
+
+
+async def test_backoff_is_exponential_and_bounded(emulator: EmulatorServer) -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    policy = RetryPolicy(max_retries=5, backoff_base_s=0.1, backoff_max_s=0.4)
+    emulator.control(share_429=1.0)
+    async with TwilioSmsGateway(
+        settings_for(emulator.base_url), retry=policy, sleep=record
+    ) as gateway:
+        result = await gateway.send(to=phone(4), from_=SENDER, body="Hi")
+
+    assert result.outcome is SendOutcome.RETRIABLE_EXHAUSTED
+    assert result.attempts == 6
+    assert len(waits) == 5
+    floors = [0.1, 0.2, 0.4, 0.4, 0.4]
+    assert all(f <= w <= f + 0.1 for f, w in zip(floors, waits, strict=True)), waits
+
+
+async def test_drop_after_accept_is_ambiguous_and_reconciled(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    emulator.control(share_drop_after_accept=1.0)
+    body = "Your FAFSA is missing a signature."
+
+    result = await gateway.send(to=phone(5), from_=SENDER, body=body)
+
+    assert result.outcome is SendOutcome.AMBIGUOUS
+    assert "ServerDisconnectedError" in (result.message or "")
+    assert result.attempts == 1
+    assert emulator.counters()["messages_created"] == 1
+    found = await gateway.find_message(
+        to=phone(5), from_=SENDER, body=body, sent_after=result.requested_at
+    )
+    assert found is not None
+    assert (found.to, found.from_, found.body) == (phone(5), SENDER, body)
+
+
+async def test_read_timeout_is_ambiguous_and_reconciled(emulator: EmulatorServer) -> None:
+    emulator.control(latency_ms=600)
+    settings = settings_for(emulator.base_url, twilio_timeout_s=0.2)
+    async with TwilioSmsGateway(settings, retry=FAST) as gateway:
+        result = await gateway.send(to=phone(6), from_=SENDER, body="Slow day")
+        emulator.control(latency_ms=0)
+        found = await gateway.find_message(
+            to=phone(6), from_=SENDER, body="Slow day", sent_after=result.requested_at
+        )
+
+    assert result.outcome is SendOutcome.AMBIGUOUS
+    assert result.message == "TimeoutError"
+    assert result.attempts == 1
+    assert found is not None
+
+
+async def test_connection_refused_is_retried_then_exhausted() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(f"http://127.0.0.1:{port}")
+    async with TwilioSmsGateway(settings, retry=FAST) as gateway:
+        result = await gateway.send(to=phone(7), from_=SENDER, body="Hi")
+
+    assert result.outcome is SendOutcome.RETRIABLE_EXHAUSTED
+    assert result.attempts == FAST.max_retries + 1
+    assert "ClientConnectorError" in (result.message or "")
+
+
+async def test_wrong_credentials_are_fatal(emulator: EmulatorServer) -> None:
+    emulator.control(auth_token="the-right-token")
+    async with TwilioSmsGateway(settings_for(emulator.base_url), retry=FAST) as gateway:
+        result = await gateway.send(to=phone(8), from_=SENDER, body="Hi")
+
+    assert (result.outcome, result.error_code, result.http_status) == (
+        SendOutcome.FATAL,
+        20003,
+        401,
+    )
+
+
+async def test_find_message_ignores_other_bodies_and_older_messages(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    await gateway.send(to=phone(9), from_=SENDER, body="Old reminder")
+    later = datetime.now(UTC) + timedelta(minutes=10)
+
+    assert (
+        await gateway.find_message(
+            to=phone(9), from_=SENDER, body="Another text", sent_after=datetime.now(UTC)
+        )
+        is None
+    )
+    assert (
+        await gateway.find_message(to=phone(9), from_=SENDER, body="Old reminder", sent_after=later)
+        is None
+    )
+
+
+# --- lists, polling and statuses ------------------------------------------------------
+
+
+async def test_paging_keeps_filters_across_pages(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    for i in range(7):
+        await gateway.send(to=phone(10), from_=SENDER, body=f"Reminder {i}")
+    for i in range(3):
+        await gateway.send(to=phone(11), from_=SENDER, body=f"Other {i}")
+
+    listed = [
+        m.body
+        async for m in gateway.list_messages(
+            to=phone(10), from_=SENDER, sent_after=today(), page_size=2
+        )
+    ]
+
+    assert listed == [f"Reminder {i}" for i in reversed(range(7))]
+
+
+async def test_list_inbound_returns_only_inbound_messages(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    await gateway.send(to=phone(12), from_=SENDER, body="How was the exam?")
+    emulator.inject(phone(12), SENDER, "Fine, thanks")
+    emulator.inject(phone(13), SENDER, "Can we meet?")
+    emulator.inject(phone(14), SENDER, "HELP")
+
+    inbound = [m async for m in gateway.list_inbound(since_day=today(), page_size=2)]
+
+    assert [(m.from_, m.body) for m in inbound] == [
+        (phone(14), "HELP"),
+        (phone(13), "Can we meet?"),
+        (phone(12), "Fine, thanks"),
+    ]
+    assert all(m.is_inbound and m.to == SENDER for m in inbound)
+
+
+async def test_list_failure_raises_provider_unavailable(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    emulator.control(share_5xx=1.0, fault_scope="all")
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        _ = [m async for m in gateway.list_messages(to=phone(15))]
+
+    assert caught.value.http_status in (500, 503)
+    assert caught.value.code in (20500, 20503)
+
+
+async def test_status_progresses_queued_sent_delivered(emulator: EmulatorServer) -> None:
+    emulator.control(status_delay_ms=300)
+    seen: list[str] = []
+    async with TwilioSmsGateway(settings_for(emulator.base_url), retry=FAST) as gateway:
+        sent = await gateway.send(to=phone(16), from_=SENDER, body="Hi")
+        for _ in range(100):
+            (message,) = await gateway.fetch_statuses([str(sent.sid)])
+            if not seen or seen[-1] != message.status:
+                seen.append(message.status)
+            if message.status == "delivered":
+                break
+            await asyncio.sleep(0.05)
+
+    assert sent.status == "queued"
+    assert seen == ["queued", "sent", "delivered"]
+    assert message.date_sent is not None
+
+
+async def test_fetch_statuses_keeps_order_and_skips_unknown_sids(
+    gateway: TwilioSmsGateway,
+) -> None:
+    first = await gateway.send(to=phone(17), from_=SENDER, body="One")
+    second = await gateway.send(to=phone(18), from_=SENDER, body="Two")
+    unknown = "SM" + "f" * 32
+
+    found = await gateway.fetch_statuses([str(second.sid), unknown, str(first.sid)])
+
+    assert [m.sid for m in found] == [second.sid, first.sid]
+    assert all(isinstance(m, ProviderMessage) and m.status == "delivered" for m in found)
+
+
+# --- carrier keywords -----------------------------------------------------------------
+
+
+async def test_stop_blocks_later_sends_and_start_lifts_it(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    student = phone(19)
+    stop = emulator.inject(student, SENDER, "  Stop. ")
+    blocked = await gateway.send(to=student, from_=SENDER, body="Still there?")
+    start = emulator.inject(student, SENDER, "start")
+    allowed = await gateway.send(to=student, from_=SENDER, body="Welcome back")
+
+    assert stop["keyword"] == "stop"
+    assert stop["auto_reply"]["body"].startswith("You have successfully been unsubscribed.")
+    assert (blocked.outcome, blocked.error_code) == (SendOutcome.OPTED_OUT, 21610)
+    assert start["auto_reply"]["body"].startswith("You have successfully been re-subscribed")
+    assert allowed.outcome is SendOutcome.SENT
+
+
+async def test_help_gets_the_help_text_as_an_outbound_reply(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    emulator.control(help_text="Ridgeview College advising. Reply STOP to opt out.")
+    emulator.inject(phone(20), SENDER, "help!")
+
+    messages = [m async for m in gateway.list_messages(to=phone(20))]
+
+    assert [(m.direction, m.from_, m.body) for m in messages] == [
+        ("outbound-reply", SENDER, "Ridgeview College advising. Reply STOP to opt out.")
+    ]
+
+
+# --- provisioning ---------------------------------------------------------------------
+
+
+async def test_provision_number_in_the_wanted_area_code(gateway: TwilioSmsGateway) -> None:
+    number = await gateway.provision_number(area_code="617", friendly_name="Advisor Kim")
+
+    assert number.phone_number.startswith("+1617")
+    assert (number.fell_back, number.friendly_name) == (False, "Advisor Kim")
+    assert number.sid.startswith("PN")
+    assert number.messaging_service_sid is None
+
+
+async def test_provision_falls_back_when_the_area_code_has_no_numbers(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    emulator.control(exhausted_area_codes=["212"])
+
+    number = await gateway.provision_number(area_code="212")
+
+    assert number.fell_back is True
+    assert not number.phone_number.startswith("+1212")
+
+
+async def test_provision_joins_the_messaging_service(emulator: EmulatorServer) -> None:
+    settings = settings_for(emulator.base_url, twilio_messaging_service_sid=SERVICE)
+    async with TwilioSmsGateway(settings, retry=FAST) as gateway:
+        number = await gateway.provision_number(area_code=None)
+        sent = await gateway.send(to=phone(21), from_=None, body="Via the service")
+        (message,) = await gateway.fetch_statuses([str(sent.sid)])
+
+    assert number.messaging_service_sid == SERVICE
+    assert (sent.outcome, sent.status, sent.from_) == (SendOutcome.SENT, "accepted", None)
+    assert message.from_ == number.phone_number
+    assert message.messaging_service_sid == SERVICE
+
+
+async def test_two_provisionings_never_buy_the_same_number(gateway: TwilioSmsGateway) -> None:
+    first = await gateway.provision_number(area_code="415")
+    second = await gateway.provision_number(area_code="415")
+
+    assert first.phone_number != second.phone_number
+
+
+# --- persistence, sync client, URL rewriting, logging -----------------------------------
+
+
+async def test_restart_with_state_keeps_messages(tmp_path: Path) -> None:
+    state = tmp_path / "twilio.sqlite"
+    server = EmulatorServer(EmulatorConfig(status_delay_ms=0), state_path=state).start()
+    try:
+        settings = settings_for(server.base_url)
+        async with TwilioSmsGateway(settings, retry=FAST) as gateway:
+            sent = await gateway.send(to=phone(22), from_=SENDER, body="Persist me")
+            server.inject(phone(22), SENDER, "STOP")
+        server.restart()
+        async with TwilioSmsGateway(settings, retry=FAST) as gateway:
+            (kept,) = await gateway.fetch_statuses([str(sent.sid)])
+            again = await gateway.send(to=phone(22), from_=SENDER, body="Still blocked?")
+    finally:
+        server.stop()
+
+    assert (kept.body, kept.status) == ("Persist me", "delivered")
+    assert again.outcome is SendOutcome.OPTED_OUT
+
+
+def test_sync_client_talks_to_the_emulator(emulator: EmulatorServer) -> None:
+    client = build_sync_client(settings_for(emulator.base_url))
+    try:
+        created = client.messages.create(to=phone(23), from_=SENDER, body="From a script")
+        fetched = client.messages(created.sid).fetch()
+    finally:
+        client.http_client.close()
+
+    assert (fetched.sid, fetched.body) == (created.sid, "From a script")
+
+
+REWRITE_ROWS = [
+    (
+        "api",
+        "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=2",
+        "http://127.0.0.1:9/2010-04-01/Accounts/AC1/Messages.json?PageSize=2",
+    ),
+    (
+        "messaging",
+        "https://messaging.twilio.com/v1/Services/MG1/PhoneNumbers",
+        "http://127.0.0.1:9/messaging/v1/Services/MG1/PhoneNumbers",
+    ),
+    (
+        "regional-api",
+        "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts.json",
+        "http://127.0.0.1:9/2010-04-01/Accounts.json",
+    ),
+    ("not-twilio", "https://example.com/x", "https://example.com/x"),
+    ("lookalike", "https://twilio.com.evil.test/x", "https://twilio.com.evil.test/x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"), [r[1:] for r in REWRITE_ROWS], ids=[r[0] for r in REWRITE_ROWS]
+)
+def test_rewrite_twilio_url(url: str, expected: str) -> None:
+    assert rewrite_twilio_url(url, "http://127.0.0.1:9/") == expected
+
+
+def test_no_base_url_means_real_twilio() -> None:
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
+    assert rewrite_twilio_url(url, None) == url
+
+
+async def test_logs_hold_no_token_no_full_number_no_body(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.control(share_429=1.0)
+    with caplog.at_level(logging.DEBUG):
+        await gateway.send(to=phone(24), from_=SENDER, body="Private: your GPA is 1.9")
+        _ = [m async for m in gateway.list_messages(to=phone(24))]
+
+    text = caplog.text
+    assert "+1******0024" in text
+    for secret in (TOKEN, phone(24), SENDER, "GPA"):
+        assert secret not in text
+    assert TOKEN not in repr(gateway)
