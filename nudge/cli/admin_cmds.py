@@ -6,13 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from nudge.cli.common import JSON_HELP, emit, fail, session
+from nudge.cli.common import JSON_HELP, emit, fail, group, session
 
-config_app = typer.Typer(help="Show or change the SMS configuration.", no_args_is_help=True)
-phones_app = typer.Typer(
-    help="Look at a person's numbers; override the SMS choice.", no_args_is_help=True
-)
-runs_app = typer.Typer(help="Past SIS syncs and their quarantined rows.", no_args_is_help=True)
+config_app = group("Show or change the SMS configuration.")
+phones_app = group("Look at a person's numbers; override the SMS choice.")
+runs_app = group("Past SIS syncs and their quarantined rows.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 

@@ -7,14 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
-from nudge.cli.common import JSON_HELP, emit, fail, prefect_server_configured, session, settings
+from nudge.cli.common import (
+    JSON_HELP,
+    emit,
+    fail,
+    group,
+    prefect_server_configured,
+    session,
+    settings,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
-campaigns_app = typer.Typer(help="Look at, cancel or resume campaigns.", no_args_is_help=True)
-roles_app = typer.Typer(
-    help="Who may text: grant roles, define dynamic roles.", no_args_is_help=True
-)
+campaigns_app = group("Look at, cancel or resume campaigns.")
+roles_app = group("Who may text: grant roles, define dynamic roles.")
 
 
 def _audience(

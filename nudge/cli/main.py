@@ -11,6 +11,7 @@ import logging
 import typer
 
 from nudge.cli import admin_cmds, campaign_cmds, sync_cmds
+from nudge.cli.common import group
 
 app = typer.Typer(
     name="nudge",
@@ -19,11 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-sandbox_app = typer.Typer(
-    help="Local emulators of Twilio and the SIS, and a messy data generator.",
-    no_args_is_help=True,
-)
+sandbox_app = group("Local emulators of Twilio and the SIS, and a messy data generator.")
 
 
 def _register_sandbox() -> None:
