@@ -49,7 +49,9 @@ def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
 
 def granted_roles(*, session: Session, staff_sis_id: str) -> list[str]:
     """Static roles an admin granted to this staff member."""
-    rows = session.execute(select(col(RoleGrant.role)).where(col(RoleGrant.staff_sis_id) == staff_sis_id))
+    rows = session.execute(
+        select(col(RoleGrant.role)).where(col(RoleGrant.staff_sis_id) == staff_sis_id)
+    )
     return [r for (r,) in rows]
 
 
@@ -314,6 +316,19 @@ def claim_chunk(
         if won:
             return int(chunk_id)
     return None
+
+
+def claimed_by_others(*, session: Session, campaign_id: int, worker: str, now: datetime) -> int:
+    """Chunks of the campaign another worker holds right now (live or not yet stale)."""
+    return int(
+        session.execute(
+            select(func.count()).where(
+                chunk_t.c.campaign_id == campaign_id,
+                chunk_t.c.status == "claimed",
+                chunk_t.c.claimed_by != worker,
+            )
+        ).scalar_one()
+    )
 
 
 def heartbeat(*, session: Session, chunk_id: int, worker: str, now: datetime) -> bool:

@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     sender_mps: float = Field(default=10.0, gt=0, description="Messages/s per sender number.")
     account_mps: float = Field(default=100.0, gt=0, description="Messages/s for the account.")
     chunk_size: int = Field(default=200, ge=1, le=5000, description="Messages per send chunk.")
+    claim_stale_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A chunk claim without a heartbeat for this long belongs to a dead worker "
+        "and may be taken over (keep it above the Twilio timeout times the retries).",
+    )
+    campaign_fanout: int = Field(
+        default=1,
+        ge=1,
+        description="Flow runs that work one campaign at once when it runs as a deployment "
+        "(each claims chunks; any worker of the pool may pick them up).",
+    )
 
     # --- SIS ----------------------------------------------------------------------------
     sis_source: str | None = Field(

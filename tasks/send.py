@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,8 +75,6 @@ campaign_t = Campaign.__table__  # type: ignore[attr-defined]
 chunk_t = SendChunk.__table__  # type: ignore[attr-defined]
 sender_t = SenderNumber.__table__  # type: ignore[attr-defined]
 
-#: A claim without a heartbeat for this long belongs to a dead worker.
-STALE_CLAIM = timedelta(minutes=2)
 #: How long a chunk waits before retrying messages Twilio kept refusing as retriable.
 RETRY_LATER = timedelta(minutes=1)
 #: After this many passes an SMS that never went out falls back to email.
@@ -130,6 +129,8 @@ class ChunkReport:
     stopped: str | None = None
     lost_claim: bool = False
     done: bool = False
+    seconds_total: float = 0.0
+    seconds_twilio: float = 0.0
 
 
 class CampaignStopped(Exception):
@@ -340,6 +341,13 @@ class ChunkSender:
 
     async def run(self) -> ChunkReport:
         """One pass: reconcile, send what is due, mail the fallbacks, release the chunk."""
+        started = time.perf_counter()
+        try:
+            return await self._run()
+        finally:
+            self.report.seconds_total = time.perf_counter() - started
+
+    async def _run(self) -> ChunkReport:
         env = self.env
         with Session(env.engine, expire_on_commit=False) as s:
             chunk = s.get(SendChunk, self.chunk_id)
@@ -541,7 +549,9 @@ class ChunkSender:
                     return
             job.results.append((job.main, await one(job.main)))
 
+        started = time.perf_counter()
         await asyncio.gather(*(job_run(j) for j in ready))
+        self.report.seconds_twilio += time.perf_counter() - started
         await self._settle_ambiguous(ready)
         self._record(ready)
 

@@ -7,8 +7,21 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 PEOPLE_COLUMNS = [
-    "person_id", "role", "first_name", "last_name", "preferred_name", "email", "status",
-    "program", "degree", "risk_level", "tags", "courses", "advisor_id", "department", "roles",
+    "person_id",
+    "role",
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "email",
+    "status",
+    "program",
+    "degree",
+    "risk_level",
+    "tags",
+    "courses",
+    "advisor_id",
+    "department",
+    "roles",
 ]
 PHONE_COLUMNS = ["person_id", "phone_type", "number", "country", "primary", "updated_at"]
 
@@ -16,10 +29,21 @@ PHONE_COLUMNS = ["person_id", "phone_type", "number", "country", "primary", "upd
 def student(pid: str, **kw: str) -> dict[str, str]:
     """A people.csv row for an active student with sensible defaults."""
     row = {
-        "person_id": pid, "role": "student", "first_name": f"First{pid}", "last_name": f"Last{pid}",
-        "preferred_name": "", "email": f"{pid.lower()}@college.edu", "status": "active",
-        "program": "Nursing", "degree": "AAS", "risk_level": "low", "tags": "first-gen",
-        "courses": "BIO101;ENG101", "advisor_id": "A1", "department": "", "roles": "",
+        "person_id": pid,
+        "role": "student",
+        "first_name": f"First{pid}",
+        "last_name": f"Last{pid}",
+        "preferred_name": "",
+        "email": f"{pid.lower()}@college.edu",
+        "status": "active",
+        "program": "Nursing",
+        "degree": "AAS",
+        "risk_level": "low",
+        "tags": "first-gen",
+        "courses": "BIO101;ENG101",
+        "advisor_id": "A1",
+        "department": "",
+        "roles": "",
     }
     row.update(kw)
     return row
@@ -27,16 +51,32 @@ def student(pid: str, **kw: str) -> dict[str, str]:
 
 def staff(pid: str, **kw: str) -> dict[str, str]:
     """A people.csv row for an active staff member."""
-    row = student(pid, role="staff", program="", degree="", risk_level="", tags="", courses="",
-                  advisor_id="", department="Advising", roles="Texting")
+    row = student(
+        pid,
+        role="staff",
+        program="",
+        degree="",
+        risk_level="",
+        tags="",
+        courses="",
+        advisor_id="",
+        department="Advising",
+        roles="Texting",
+    )
     row.update(kw)
     return row
 
 
 def phone(pid: str, number: str, type_code: str = "CELL", **kw: str) -> dict[str, str]:
     """A phones.csv row."""
-    row = {"person_id": pid, "phone_type": type_code, "number": number, "country": "",
-           "primary": "Y", "updated_at": "2025-09-01"}
+    row = {
+        "person_id": pid,
+        "phone_type": type_code,
+        "number": number,
+        "country": "",
+        "primary": "Y",
+        "updated_at": "2025-09-01",
+    }
     row.update(kw)
     return row
 

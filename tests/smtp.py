@@ -20,7 +20,7 @@ class RecordingHandler:
     messages: list[Message] = field(default_factory=list)
     fail_with: str | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.fail_with:
             return self.fail_with
         self.messages.append(email.message_from_bytes(envelope.content))

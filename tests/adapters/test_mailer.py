@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mailer import Email, MailPermanent, MailTransient, OutboxMailer, SmtpMailer, make_mailer
+from adapters.mailer import (
+    Email,
+    MailPermanent,
+    MailTransient,
+    OutboxMailer,
+    SmtpMailer,
+    make_mailer,
+)
 from nudge.settings import Settings
 from tests.smtp import SmtpServer, run_smtp
 
@@ -20,8 +27,12 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 def smtp_settings(server: SmtpServer) -> Settings:
-    return Settings(_env_file=None, smtp_host=server.host, smtp_port=server.port,  # type: ignore[call-arg]
-                    mail_from="advising@college.edu")
+    return Settings(
+        _env_file=None,
+        smtp_host=server.host,
+        smtp_port=server.port,  # type: ignore[call-arg]
+        mail_from="advising@college.edu",
+    )
 
 
 def test_smtp_delivers_every_email(smtp: SmtpServer) -> None:
@@ -49,15 +60,25 @@ def test_smtp_refusals_are_classified(smtp: SmtpServer, reply: str, error: type[
 
 def test_unreachable_server_is_transient_for_every_email() -> None:
     settings = Settings(_env_file=None, smtp_host="127.0.0.1", smtp_port=1, smtp_timeout_s=1)  # type: ignore[call-arg]
-    results = make_mailer(settings).send_many([Email("a@x.edu", "s", "b"), Email("b@x.edu", "s", "b")])
+    results = make_mailer(settings).send_many(
+        [Email("a@x.edu", "s", "b"), Email("b@x.edu", "s", "b")]
+    )
     assert [type(r.error) for r in results] == [MailTransient, MailTransient]
 
 
 def test_outbox_writes_readable_eml_files(tmp_path: Path) -> None:
     mailer = OutboxMailer(tmp_path / "outbox", "nudge@college.edu")
-    results = mailer.send_many([Email("a@x.edu", "Reply from Ana", "Hello", reply_to="ana@x.edu"),
-                                Email("", "nobody", "x")])
+    results = mailer.send_many(
+        [
+            Email("a@x.edu", "Reply from Ana", "Hello", reply_to="ana@x.edu"),
+            Email("", "nobody", "x"),
+        ]
+    )
     assert results[0].ok and isinstance(results[1].error, MailPermanent)
     [path] = list((tmp_path / "outbox").glob("*.eml"))
     msg = email.message_from_bytes(path.read_bytes())
-    assert (msg["To"], msg["Subject"], msg["Reply-To"]) == ("a@x.edu", "Reply from Ana", "ana@x.edu")
+    assert (msg["To"], msg["Subject"], msg["Reply-To"]) == (
+        "a@x.edu",
+        "Reply from Ana",
+        "ana@x.edu",
+    )

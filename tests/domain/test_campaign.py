@@ -29,35 +29,80 @@ PAUSED = StoredConsent("paused_for_review", "reply_review")
 @pytest.mark.parametrize(
     ("institution", "sender", "scope", "expected"),
     [
-        pytest.param(None, None, OptOutScope.institution, ConsentState.UNKNOWN, id="nothing-stored"),
+        pytest.param(
+            None, None, OptOutScope.institution, ConsentState.UNKNOWN, id="nothing-stored"
+        ),
         pytest.param(IN, None, OptOutScope.institution, ConsentState.OPTED_IN, id="auto-opt-in"),
-        pytest.param(OUT, None, OptOutScope.sender, ConsentState.OPTED_OUT, id="institution-stop-wins-in-sender-scope"),
-        pytest.param(IN, OUT, OptOutScope.sender, ConsentState.OPTED_OUT, id="sender-stop-in-sender-scope"),
-        pytest.param(IN, OUT, OptOutScope.institution, ConsentState.OPTED_IN, id="sender-row-ignored-in-institution-scope"),
-        pytest.param(OUT, IN, OptOutScope.sender, ConsentState.OPTED_OUT, id="sender-start-cannot-lift-institution-stop"),
-        pytest.param(PAUSED, IN, OptOutScope.sender, ConsentState.PAUSED_FOR_REVIEW, id="review-pause-wins"),
+        pytest.param(
+            OUT,
+            None,
+            OptOutScope.sender,
+            ConsentState.OPTED_OUT,
+            id="institution-stop-wins-in-sender-scope",
+        ),
+        pytest.param(
+            IN, OUT, OptOutScope.sender, ConsentState.OPTED_OUT, id="sender-stop-in-sender-scope"
+        ),
+        pytest.param(
+            IN,
+            OUT,
+            OptOutScope.institution,
+            ConsentState.OPTED_IN,
+            id="sender-row-ignored-in-institution-scope",
+        ),
+        pytest.param(
+            OUT,
+            IN,
+            OptOutScope.sender,
+            ConsentState.OPTED_OUT,
+            id="sender-start-cannot-lift-institution-stop",
+        ),
+        pytest.param(
+            PAUSED, IN, OptOutScope.sender, ConsentState.PAUSED_FOR_REVIEW, id="review-pause-wins"
+        ),
     ],
 )
 def test_effective_consent(
-    institution: StoredConsent | None, sender: StoredConsent | None, scope: OptOutScope, expected: ConsentState
+    institution: StoredConsent | None,
+    sender: StoredConsent | None,
+    scope: OptOutScope,
+    expected: ConsentState,
 ) -> None:
     assert effective_consent(institution, sender, scope)[0] is expected
 
 
-def member(i: int, *, e164: str | None = "+12125550100", email: str | None = "s@x.edu", first: str = "Ana") -> Member:
+def member(
+    i: int, *, e164: str | None = "+12125550100", email: str | None = "s@x.edu", first: str = "Ana"
+) -> Member:
     return Member(
-        id=i, sis_id=f"S{i}", display_name=f"{first} L{i}", email=email,
+        id=i,
+        sis_id=f"S{i}",
+        display_name=f"{first} L{i}",
+        email=email,
         sms_e164=e164.replace("0100", f"{100 + i:04d}") if e164 else None,
         sms_reason=None if e164 else "no_mobile_number",
-        values={"first_name": first, "preferred_name": None, "last_name": f"L{i}", "sender_name": "Dr. Lee",
-                "advisor_name": "", "program": "Nursing"},
+        values={
+            "first_name": first,
+            "preferred_name": None,
+            "last_name": f"L{i}",
+            "sender_name": "Dr. Lee",
+            "advisor_name": "",
+            "program": "Nursing",
+        },
     )
 
 
-def plan(members: list[Member], text: str = "Hi {preferred_name}, see {sender_name}.", **kw: object):  # type: ignore[no-untyped-def]
+def plan(
+    members: list[Member], text: str = "Hi {preferred_name}, see {sender_name}.", **kw: object
+):  # type: ignore[no-untyped-def]
     args: dict[str, object] = dict(
-        template=parse_template(text), config=SmsConfig(), sender_name="Dr. Lee", consents={},
-        texted_before=frozenset(), quota_left=None, now=NOON_NY,
+        template=parse_template(text),
+        config=SmsConfig(),
+        sender_name="Dr. Lee",
+        consents={},
+        texted_before=frozenset(),
+        quota_left=None,
+        now=NOON_NY,
     )
     args.update(kw)
     return plan_recipients(members, **args)  # type: ignore[arg-type]
@@ -78,7 +123,12 @@ def test_no_notice_when_this_sender_number_texted_before() -> None:
 
 
 def test_summary_counts_channels_reasons_and_exact_segments() -> None:
-    members = [member(1), member(2, first="Zoë"), member(3, e164=None), member(4, e164=None, email=None)]
+    members = [
+        member(1),
+        member(2, first="Zoë"),
+        member(3, e164=None),
+        member(4, e164=None, email=None),
+    ]
     consents = {members[1].sms_e164: (OUT, None)}
     _, summary = plan(members, text="Hi {first_name}! " + "x" * 150, consents=consents)
     d = summary.as_dict()
@@ -111,7 +161,9 @@ def test_quota_estimate_shrinks_and_the_rest_go_by_email() -> None:
 
 def test_carrier_opt_out_source_is_reported() -> None:
     m = member(1)
-    planned, _ = plan([m], consents={m.sms_e164: (StoredConsent("opted_out", "carrier_21610"), None)})
+    planned, _ = plan(
+        [m], consents={m.sms_e164: (StoredConsent("opted_out", "carrier_21610"), None)}
+    )
     assert planned[0].decision.consent_source is ConsentSource.CARRIER_21610
 
 

@@ -10,7 +10,9 @@ from domain.config import ConfigError, OptOutScope, PhoneKind, QuotaUnit, SmsCon
 @pytest.mark.parametrize(
     ("key", "text", "expected"),
     [
-        pytest.param("permitted_roles", "Texting, Advisor ,", ["Texting", "Advisor"], id="roles-list"),
+        pytest.param(
+            "permitted_roles", "Texting, Advisor ,", ["Texting", "Advisor"], id="roles-list"
+        ),
         pytest.param("auto_opt_in", "false", False, id="bool-false"),
         pytest.param("auto_opt_in", "YES", True, id="bool-yes"),
         pytest.param("default_phone_type", "home", PhoneKind.home, id="phone-type"),
@@ -21,7 +23,12 @@ from domain.config import ConfigError, OptOutScope, PhoneKind, QuotaUnit, SmsCon
         pytest.param("quiet_hours", "09:30-20:00", "09:30-20:00", id="window"),
         pytest.param("quiet_hours", "OFF", "off", id="window-off"),
         pytest.param("timezone", "America/Chicago", "America/Chicago", id="tz"),
-        pytest.param("type_code_map", "cell=mobile, XX=parent", {"CELL": PhoneKind.mobile, "XX": PhoneKind.parent}, id="code-map"),
+        pytest.param(
+            "type_code_map",
+            "cell=mobile, XX=parent",
+            {"CELL": PhoneKind.mobile, "XX": PhoneKind.parent},
+            id="code-map",
+        ),
     ],
 )
 def test_apply_setting_parses_text(key: str, text: str, expected: object) -> None:
@@ -33,7 +40,9 @@ def test_apply_setting_parses_text(key: str, text: str, expected: object) -> Non
     [
         pytest.param("colour", "blue", "allowed keys: permitted_roles", id="unknown-key"),
         pytest.param("quota_unit", "bytes", "allowed values: messages, segments", id="bad-enum"),
-        pytest.param("opt_out_scope", "galaxy", "allowed values: institution, sender", id="bad-scope"),
+        pytest.param(
+            "opt_out_scope", "galaxy", "allowed values: institution, sender", id="bad-scope"
+        ),
         pytest.param("auto_opt_in", "maybe", "expected true or false", id="bad-bool"),
         pytest.param("quiet_hours", "8am-9pm", "quiet_hours: invalid value", id="bad-window"),
         pytest.param("timezone", "Mars/Olympus", "unknown time zone", id="bad-tz"),

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from adapters.twilio_gateway import RetryPolicy, SmsGateway, TwilioSmsGateway
 from flows.sis_sync import run_sync
+from models.config import load_config, save_config
 from models.db import make_engine
 from models.types import utcnow
 from nudge.settings import Settings
@@ -82,6 +84,14 @@ def college(tmp_path: Path, live_settings: Settings) -> Callable[..., list[str]]
             people.append(student(f"S{i}", advisor_id="T1", **student_fields))
             phones.append(phone(f"S{i}", f"(212) 555-{1000 + i:04d}"))
         run_sync(write_extract(tmp_path / "college", people, phones), settings=live_settings)
+        # Tests must not depend on the hour CI runs at: no quiet hours unless a test sets them.
+        engine = make_engine(live_settings.database_url)
+        with Session(engine) as s:
+            config = load_config(session=s)
+            config.quiet_hours = "off"
+            save_config(config, session=s)
+            s.commit()
+        engine.dispose()
         return [f"+1212555{1000 + i:04d}" for i in range(n)]
 
     return build

@@ -20,8 +20,15 @@ from nudge.settings import Settings
 from tests.helpers import phone, staff, student, write_extract
 
 REQUIRED_KEYS = {
-    "people_created", "people_updated", "people_unchanged", "people_deactivated",
-    "phones_valid", "phones_invalid", "sms_eligible", "rows_quarantined", "unknown_type_codes",
+    "people_created",
+    "people_updated",
+    "people_unchanged",
+    "people_deactivated",
+    "phones_valid",
+    "phones_invalid",
+    "sms_eligible",
+    "rows_quarantined",
+    "unknown_type_codes",
 }
 
 
@@ -51,10 +58,12 @@ def snapshot(engine: Engine) -> dict[str, object]:
         }
 
 
-def test_first_sync_creates_people_phones_and_reports(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_first_sync_creates_people_phones_and_reports(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     source = write_extract(tmp_path / "x", base_people(), base_phones())
     stats = run_sync(source, settings=settings)
-    assert REQUIRED_KEYS <= stats.keys()
+    assert stats.keys() >= REQUIRED_KEYS
     assert stats["people_created"] == 11
     assert stats["phones_valid"] == 21
     assert stats["sms_eligible"] == 10
@@ -85,17 +94,28 @@ def test_changed_person_is_updated_and_only_their_numbers_parsed(
     people = base_people()
     people[1]["email"] = "new@college.edu"
     stats = run_sync(write_extract(tmp_path / "b", people, base_phones()), settings=settings)
-    assert (stats["people_updated"], stats["people_unchanged"], stats["phones_parsed"]) == (1, 10, 2)
+    assert (stats["people_updated"], stats["people_unchanged"], stats["phones_parsed"]) == (
+        1,
+        10,
+        2,
+    )
     with Session(engine) as s:
-        assert s.exec(select(Person.email).where(Person.sis_id == "S0")).scalar_one() == "new@college.edu"
+        assert (
+            s.exec(select(Person.email).where(Person.sis_id == "S0")).scalar_one()
+            == "new@college.edu"
+        )
 
 
-def test_override_survives_resync_and_reformatting(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_override_survives_resync_and_reformatting(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     run_sync(write_extract(tmp_path / "a", base_people(), base_phones()), settings=settings)
     with Session(engine) as s:
         person = s.exec(select(Person).where(Person.sis_id == "S3")).scalar_one()
         home = s.exec(
-            select(PhoneNumber).where(PhoneNumber.person_id == person.id, PhoneNumber.type_code == "PR")
+            select(PhoneNumber).where(
+                PhoneNumber.person_id == person.id, PhoneNumber.type_code == "PR"
+            )
         ).scalar_one()
         home.sms_allowed = True
         s.add(home)
@@ -111,13 +131,17 @@ def test_override_survives_resync_and_reformatting(tmp_path: Path, settings: Set
     with Session(engine) as s:
         person = s.exec(select(Person).where(Person.sis_id == "S3")).scalar_one()
         home = s.exec(
-            select(PhoneNumber).where(PhoneNumber.person_id == person.id, PhoneNumber.type_code == "PR")
+            select(PhoneNumber).where(
+                PhoneNumber.person_id == person.id, PhoneNumber.type_code == "PR"
+            )
         ).scalar_one()
         assert home.sms_allowed is True and home.raw == "+1 (212) 555-2003"
         assert person.sms_e164 == "+12125552003"  # the override wins over the CELL number
 
 
-def test_bad_rows_are_quarantined_and_good_rows_applied(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_bad_rows_are_quarantined_and_good_rows_applied(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     people = [*base_people(), student("S99", role="alumnus")]
     phones = [*base_phones(), phone("NOBODY", "212-555-9999")]
     stats = run_sync(write_extract(tmp_path / "x", people, phones), settings=settings)
@@ -146,7 +170,9 @@ def test_mass_deactivation_is_refused_and_changes_nothing(
         assert last is not None and last.status == "refused"
 
 
-def test_missing_people_become_inactive_and_come_back(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_missing_people_become_inactive_and_come_back(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     people = [staff("A1"), *(student(f"S{i}") for i in range(30))]
     run_sync(write_extract(tmp_path / "a", people, base_phones()), settings=settings)
     stats = run_sync(write_extract(tmp_path / "b", people[:-2], base_phones()), settings=settings)
@@ -161,7 +187,9 @@ def test_missing_people_become_inactive_and_come_back(tmp_path: Path, settings: 
         assert back.status == "active" and back.deactivated_at is None
 
 
-def test_failure_mid_apply_changes_nothing(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_failure_mid_apply_changes_nothing(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     run_sync(write_extract(tmp_path / "a", base_people(), base_phones()), settings=settings)
     before = snapshot(engine)
     people = [*base_people(), student("S50")]
@@ -172,14 +200,20 @@ def test_failure_mid_apply_changes_nothing(tmp_path: Path, settings: Settings, e
             raise RuntimeError("disk full (injected)")
 
     with pytest.raises(RuntimeError, match="injected"):
-        run_sync(write_extract(tmp_path / "b", people, base_phones()), settings=settings, checkpoint=explode)
+        run_sync(
+            write_extract(tmp_path / "b", people, base_phones()),
+            settings=settings,
+            checkpoint=explode,
+        )
     assert snapshot(engine) == before
     with Session(engine) as s:
         last = s.exec(select(SyncRun).order_by(col(SyncRun.id).desc())).scalars().first()
         assert last is not None and last.status == "failed" and "injected" in (last.error or "")
 
 
-def test_missing_required_columns_refuses_whole_file(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_missing_required_columns_refuses_whole_file(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     source = write_extract(
         tmp_path / "x", base_people(), base_phones(), phone_columns=["person_id", "phone_type"]
     )
@@ -189,12 +223,17 @@ def test_missing_required_columns_refuses_whole_file(tmp_path: Path, settings: S
         assert s.exec(select(func.count()).select_from(Person)).scalar_one() == 0
 
 
-def test_fields_not_provided_stay_as_they_are(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_fields_not_provided_stay_as_they_are(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     run_sync(write_extract(tmp_path / "a", base_people(), base_phones()), settings=settings)
     columns = ["person_id", "role", "first_name", "last_name", "email", "status"]
     people = base_people()
     people[1]["email"] = "other@college.edu"
-    run_sync(write_extract(tmp_path / "b", people, base_phones(), people_columns=columns), settings=settings)
+    run_sync(
+        write_extract(tmp_path / "b", people, base_phones(), people_columns=columns),
+        settings=settings,
+    )
     with Session(engine) as s:
         s0 = s.exec(select(Person).where(Person.sis_id == "S0")).scalar_one()
         assert s0.email == "other@college.edu"

@@ -42,11 +42,15 @@ def population(rng: random.Random) -> list[Person]:
 FILTERS = [
     pytest.param(AudienceFilter(programs=["nursing"]), id="program-case-insensitive"),
     pytest.param(AudienceFilter(tags=["FIRST-GEN", "veteran"]), id="tags-or"),
-    pytest.param(AudienceFilter(courses=["bio101"], risk_levels=[RiskLevel.HIGH]), id="course-and-risk"),
+    pytest.param(
+        AudienceFilter(courses=["bio101"], risk_levels=[RiskLevel.HIGH]), id="course-and-risk"
+    ),
     pytest.param(AudienceFilter(caseload=["A1"], degrees=["AAS"]), id="caseload-and-degree"),
     pytest.param(AudienceFilter(student_ids=["S1", "S2", "S3", "nobody"]), id="explicit-ids"),
     pytest.param(
-        AudienceFilter(programs=["Welding", "Business"], tags=["pell"], courses=["MAT120", "ENG101"]),
+        AudienceFilter(
+            programs=["Welding", "Business"], tags=["pell"], courses=["MAT120", "ENG101"]
+        ),
         id="three-kinds",
     ),
     pytest.param(AudienceFilter(), id="empty-means-all-active"),
@@ -64,8 +68,13 @@ def test_sql_matches_the_pure_filter(session: Session, audience: AudienceFilter)
         if p.role == "student"
         and audience.matches(
             StudentFacts(
-                student_id=p.sis_id, active=p.status == "active", advisor_id=p.advisor_sis_id,
-                tags=p.tags, program=p.program, degree=p.degree, risk_level=p.risk_level,
+                student_id=p.sis_id,
+                active=p.status == "active",
+                advisor_id=p.advisor_sis_id,
+                tags=p.tags,
+                program=p.program,
+                degree=p.degree,
+                risk_level=p.risk_level,
                 courses=p.courses,
             )
         )
@@ -77,11 +86,15 @@ def test_sql_matches_the_pure_filter(session: Session, audience: AudienceFilter)
 
 
 def test_advisor_name_is_joined(session: Session) -> None:
-    session.add_all([
-        Person(sis_id="A1", role="staff", first_name="Ana", preferred_name="Annie", last_name="Lee"),
-        Person(sis_id="S1", role="student", first_name="Sam", advisor_sis_id="A1"),
-        Person(sis_id="S2", role="student", first_name="Kim"),
-    ])
+    session.add_all(
+        [
+            Person(
+                sis_id="A1", role="staff", first_name="Ana", preferred_name="Annie", last_name="Lee"
+            ),
+            Person(sis_id="S1", role="student", first_name="Sam", advisor_sis_id="A1"),
+            Person(sis_id="S2", role="student", first_name="Kim"),
+        ]
+    )
     session.commit()
     by_id = {m.sis_id: m for m in resolve_audience(session=session, audience=AudienceFilter())}
     assert by_id["S1"].advisor_name == "Annie Lee"

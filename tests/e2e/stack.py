@@ -1,0 +1,203 @@
+"""Real processes for scale-out tests: a Prefect server on PostgreSQL and Prefect workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fresh_database(base_url: str) -> Iterator[str]:
+    """A new PostgreSQL database next to ``base_url``'s; dropped afterwards. Yields its name."""
+    name = "nudge_t_" + uuid.uuid4().hex[:10]
+    admin = create_engine(
+        base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a Prefect process isolated in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NUDGE_"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PYTHONPATH=str(REPO),
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    env.update(extra)
+    return env
+
+
+@dataclass
+class PrefectServer:
+    """A running ``prefect server start``."""
+
+    api_url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+        """Run ``prefect ARGS`` against this server; returns stdout, raises on failure."""
+        out = subprocess.run(
+            [sys.executable, "-m", "prefect", "--no-prompt", *args],
+            env=env or prefect_env(self.home, self.api_url),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"prefect {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+
+@contextmanager
+def prefect_server(database_url: str, home: Path) -> Iterator[PrefectServer]:
+    """``prefect server start`` on PostgreSQL (asyncpg), on a free loopback port."""
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "server.log"
+    env = prefect_env(home, PREFECT_API_DATABASE_CONNECTION_URL=database_url)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("Prefect server exited:\n" + log.read_text()[-3000:])
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Prefect server did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.5)
+        yield PrefectServer(api, home, process, log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@dataclass
+class Worker:
+    """A ``prefect worker start`` process and the flow-run processes it spawned."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    killed: bool = False
+    children: list[int] = field(default_factory=list)
+
+    def child_pids(self) -> list[int]:
+        """Processes the worker started (its flow runs)."""
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
+
+    def kill_hard(self) -> None:
+        """SIGKILL the worker and its flow runs: the machine died mid-chunk."""
+        self.children = self.child_pids()
+        for pid in [*self.children, self.process.pid]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.killed = True
+
+
+@contextmanager
+def workers(
+    server: PrefectServer, pool: str, count: int, env: dict[str, str]
+) -> Iterator[list[Worker]]:
+    """``count`` process workers on ``pool``, one flow run at a time each."""
+    started: list[Worker] = []
+    try:
+        for index in range(count):
+            log = server.home / f"worker-{index}.log"
+            with log.open("wb") as sink:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "worker",
+                        "start",
+                        "--pool",
+                        pool,
+                        "--type",
+                        "process",
+                        "--limit",
+                        "1",
+                        "--name",
+                        f"w{index}",
+                    ],
+                    env=env,
+                    cwd=REPO,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started.append(Worker(process, log))
+        yield started
+    finally:
+        for worker in started:
+            if worker.process.poll() is None:
+                try:
+                    os.killpg(worker.process.pid, signal.SIGTERM)
+                    worker.process.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(worker.process.pid, signal.SIGKILL)
