@@ -10,13 +10,12 @@ Each report's figures are kept in ``QualityRun`` so the next report can show the
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlmodel import Session, col
 
-from domain.config import PhoneKind
 from domain.quality import PHONE_COLUMNS, STUDENT_COLUMNS, Snapshot
 from models.consent import INSTITUTION, Consent
 from models.messaging import QualityRun
@@ -29,13 +28,9 @@ consent_t = Consent.__table__  # type: ignore[attr-defined]
 _ACTIVE_STUDENT = and_(person_t.c.role == "student", person_t.c.status == "active")
 
 
-def take_snapshot(*, session: Session) -> Snapshot:
-    """Active students' contact data as columns, ordered by SIS id (phones by person, id).
-
-    Besides the stored fields, two facts about each student's SMS number are derived here,
-    from all active students' phones: whether its phone row is disabled by the carrier, and
-    whether the number is recorded anywhere as a parent or family number.
-    """
+def snapshot_queries() -> tuple[Select[Any], Select[Any]]:
+    """The two SELECTs of a snapshot: active students (with their institution-wide
+    consent), and their phones still in the SIS."""
     students_q = (
         select(
             person_t.c.id,
@@ -62,20 +57,6 @@ def take_snapshot(*, session: Session) -> Snapshot:
         .where(_ACTIVE_STUDENT)
         .order_by(person_t.c.sis_id)
     )
-    students: dict[str, list[Any]] = {c: [] for c in STUDENT_COLUMNS}
-    index: dict[int, int] = {}
-    for row in session.execute(students_q):
-        index[row.id] = len(index)
-        for column in STUDENT_COLUMNS:
-            if column in ("sms_disabled_by_carrier", "sms_is_parent_number"):
-                continue
-            value = getattr(row, column)
-            if column == "email" and value is not None and not value.strip():
-                value = None
-            students[column].append(value)
-    students["sms_disabled_by_carrier"] = [False] * len(index)
-    students["sms_is_parent_number"] = [False] * len(index)
-
     phones_q = (
         select(
             phone_t.c.person_id,
@@ -93,24 +74,73 @@ def take_snapshot(*, session: Session) -> Snapshot:
         .where(_ACTIVE_STUDENT, phone_t.c.present.is_(True))
         .order_by(phone_t.c.person_id, phone_t.c.id)
     )
-    phones: dict[str, list[Any]] = {c: [] for c in PHONE_COLUMNS}
-    sis_ids = students["sis_id"]
-    sms_numbers = students["sms_e164"]
-    parent_numbers: set[str] = set()
-    for row in session.execute(phones_q):
-        i = index[row.person_id]
-        phones["sis_id"].append(sis_ids[i])
-        for column in PHONE_COLUMNS:
-            if column != "sis_id":
-                phones[column].append(getattr(row, column))
-        if row.e164:
-            if row.kind == PhoneKind.parent:
-                parent_numbers.add(row.e164)
-            if row.disabled_by_carrier and row.e164 == sms_numbers[i]:
-                students["sms_disabled_by_carrier"][i] = True
-    if parent_numbers:
-        students["sms_is_parent_number"] = [bool(n) and n in parent_numbers for n in sms_numbers]
+    return students_q, phones_q
+
+
+def take_snapshot(*, session: Session) -> Snapshot:
+    """Active students' contact data as columns, ordered by SIS id (phones by person, id).
+
+    Besides the stored fields, two facts about each student's SMS number are derived here,
+    from all active students' phones: whether its phone row is disabled by the carrier, and
+    whether the number is recorded anywhere as a parent or family number.
+    """
+    students_q, phones_q = snapshot_queries()
+    # Rows are transposed into columns in one zip(*rows): per-row attribute access cost
+    # more than the query itself at 100,000 students.
+    st = _columns(session, students_q)
+    index = {person_id: i for i, person_id in enumerate(st.pop("id"))}
+    st["email"] = [e if e and e.strip() else None for e in st["email"]]
+    sms_numbers = st["sms_e164"]
+    carrier = [False] * len(index)
+    ph = _columns(session, phones_q)
+    ph["valid"] = [bool(v) for v in ph["valid"]]  # SQLite gives 0/1
+    ph["source_updated_at"] = [_utc(v) for v in ph["source_updated_at"]]
+    person_ids = ph.pop("person_id")
+    sis_ids = st["sis_id"]
+    ph["sis_id"] = [sis_ids[index[p]] for p in person_ids]
+    for person_id, e164, disabled in zip(
+        person_ids, ph["e164"], ph.pop("disabled_by_carrier"), strict=True
+    ):
+        if disabled and e164 and e164 == sms_numbers[index[person_id]]:
+            carrier[index[person_id]] = True
+    parents = {e for e, kind in zip(ph["e164"], ph["kind"], strict=True) if e and kind == "parent"}
+    st["sms_disabled_by_carrier"] = carrier
+    st["sms_is_parent_number"] = [bool(n) and n in parents for n in sms_numbers]
+    students = {c: st[c] for c in STUDENT_COLUMNS}
+    phones = {c: ph[c] for c in PHONE_COLUMNS}
     return Snapshot(students=students, phones=phones)
+
+
+def _utc(value: str | datetime | None) -> datetime | None:
+    # The raw driver value: SQLite's stored text (UTC, naive), PostgreSQL's timestamptz.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _columns(session: Session, query: Select[Any]) -> dict[str, list[Any]]:
+    """Run ``query`` on the session's connection and return its columns.
+
+    The rows come straight from the DB-API cursor, transposed with one ``zip(*rows)``:
+    SQLAlchemy's per-row objects and type processing doubled the snapshot's time at
+    100,000 students. The SQL is still compiled by SQLAlchemy for the dialect; its only
+    parameters are constants of this module, rendered inline. Callers convert the few
+    values whose raw form differs between drivers (SQLite's 0/1 booleans and text dates).
+    """
+    connection = session.connection()
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return {name: [] for name in names}
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def save_quality_run(
