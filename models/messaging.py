@@ -116,7 +116,9 @@ class Message(SQLModel, table=True):
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     person_id: int | None = Field(default=None, foreign_key="person.id")
     chunk_id: int | None = Field(default=None, foreign_key="send_chunk.id")
-    kind: str = Field(max_length=20, description="opt_in_notice|campaign|reply|notification")
+    kind: str = Field(
+        max_length=20, description="opt_in_notice | campaign | reply | keyword_reply"
+    )
     channel: str = Field(max_length=8, description="sms | email")
     status: str = Field(default="planned", max_length=20)
     reason: str | None = Field(default=None, max_length=60)
@@ -149,6 +151,7 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("provider_sid", name="uq_inbound_sid"),
         Index("ix_inbound_thread", "staff_person_id", "person_id"),
+        Index("ix_inbound_pending", "notified", "handled"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -10,7 +10,14 @@ import logging
 
 import typer
 
-from nudge.cli import admin_cmds, campaign_cmds, reply_cmds, serve_cmds, sync_cmds
+from nudge.cli import (
+    admin_cmds,
+    campaign_cmds,
+    reply_cmds,
+    report_cmds,
+    serve_cmds,
+    sync_cmds,
+)
 from nudge.cli.common import group
 
 app = typer.Typer(
@@ -47,6 +54,7 @@ def _main(
 sync_cmds.register(app)
 campaign_cmds.register(app)
 reply_cmds.register(app)
+report_cmds.register(app)
 admin_cmds.register(app)
 serve_cmds.register(app)
 _register_sandbox()
