@@ -44,6 +44,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # A first sync writes ~100 MB in one transaction: keep its pages in memory.
+            cursor.execute("PRAGMA cache_size=-131072")
             cursor.close()
 
         return engine

@@ -116,9 +116,7 @@ class Message(SQLModel, table=True):
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     person_id: int | None = Field(default=None, foreign_key="person.id")
     chunk_id: int | None = Field(default=None, foreign_key="send_chunk.id")
-    kind: str = Field(
-        max_length=20, description="opt_in_notice | campaign | reply | keyword_reply"
-    )
+    kind: str = Field(max_length=20, description="opt_in_notice | campaign | reply | keyword_reply")
     channel: str = Field(max_length=8, description="sms | email")
     status: str = Field(default="planned", max_length=20)
     reason: str | None = Field(default=None, max_length=60)

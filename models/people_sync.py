@@ -12,18 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlmodel import Session, col
 
 from domain.config import SmsConfig
 from domain.phones import PhoneFacts, choose_sms_number
 from domain.sync import PersonChange, PhoneRow, SyncPlan
-from models.bulk import bulk_insert
+from models.bulk import BackgroundWriter, bulk_insert
 from models.consent import INSTITUTION, Consent, ConsentEvent
 from models.people import Person, PhoneNumber
 
 T = TypeVar("T")
 _CHUNK = 2000
+_WRITE_BATCH = 10_000
 
 person_t = Person.__table__  # type: ignore[attr-defined]
 phone_t = PhoneNumber.__table__  # type: ignore[attr-defined]
@@ -105,6 +106,34 @@ def _phone_values(person_id: int, row: PhoneRow, now: datetime) -> dict[str, Any
     }
 
 
+def _new_phone(person_id: int, row: PhoneRow, now: datetime) -> dict[str, Any]:
+    # Facts the SIS never sends start empty on new rows (and are never touched by updates).
+    values = _phone_values(person_id, row, now)
+    values.update(sms_allowed=None, disabled_by_carrier=False, carrier_error_code=None)
+    return values
+
+
+def _reserve_ids(session: Session, count: int) -> list[int]:
+    """``count`` person ids reserved for this transaction, so phones can name their person
+    before the person row is written (both go to the background writer).
+
+    PostgreSQL hands them out from the table's sequence (safe under concurrency); on SQLite
+    the writing transaction is the only writer, so max(id) + 1 onwards is ours.
+    """
+    if count == 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('person', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": count},
+        ).scalars()
+        return sorted(int(i) for i in rows)
+    top = session.execute(select(func.coalesce(func.max(person_t.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
+
+
 def _facts(index: int, row: PhoneRow, stored: dict[str, Any] | None = None) -> PhoneFacts:
     return PhoneFacts(
         id=index,
@@ -154,28 +183,39 @@ def apply_plan(
     default_kind = config.default_phone_type
     new_numbers: list[str] = []  # SMS numbers of students that may need auto opt-in
 
-    # --- people -----------------------------------------------------------------------
-    create_rows: list[dict[str, Any]] = []
-    for change in plan.creates:
-        choice = choose_sms_number(
-            [_facts(i, p) for i, p in enumerate(change.phones)], default_kind=default_kind
-        )
-        values = _person_values(change, now)
-        values.update(
-            sis_id=change.sis_id,
-            created_at=now,
-            sms_e164=choice.e164,
-            sms_reason=str(choice.reason) if choice.reason else None,
-            tags=values.get("tags", []),
-            courses=values.get("courses", []),
-            roles=values.get("roles", []),
-        )
-        create_rows.append(values)
-        if choice.e164 and change.role == "student":
-            new_numbers.append(choice.e164)
-    bulk_insert(session, person_t, create_rows)
-    ids = _ids_of(session, [row["sis_id"] for row in create_rows])
-    stats.people_created = len(create_rows)
+    # --- people and phones of new people: written on a second thread as they are built ---
+    new_ids = _reserve_ids(session, len(plan.creates))
+    batch_people: list[dict[str, Any]] = []
+    batch_phones: list[dict[str, Any]] = []
+    with BackgroundWriter(session) as writer:
+        for new_id, change in zip(new_ids, plan.creates, strict=True):
+            choice = choose_sms_number(
+                [_facts(i, p) for i, p in enumerate(change.phones)], default_kind=default_kind
+            )
+            values = _person_values(change, now)
+            values.update(
+                id=new_id,
+                sis_id=change.sis_id,
+                created_at=now,
+                sms_e164=choice.e164,
+                sms_reason=str(choice.reason) if choice.reason else None,
+                tags=values.get("tags", []),
+                courses=values.get("courses", []),
+                roles=values.get("roles", []),
+            )
+            batch_people.append(values)
+            batch_phones.extend(_new_phone(new_id, row, now) for row in change.phones)
+            if choice.e164 and change.role == "student":
+                new_numbers.append(choice.e164)
+            if len(batch_people) >= _WRITE_BATCH:
+                # People first: their phones reference them.
+                writer.put(person_t, batch_people)
+                writer.put(phone_t, batch_phones)
+                batch_people, batch_phones = [], []
+        writer.put(person_t, batch_people)
+        writer.put(phone_t, batch_phones)
+    stats.people_created = len(plan.creates)
+    created_phones = sum(len(c.phones) for c in plan.creates)
 
     stored_phones = _load_phones(session, [c.existing_id for c in plan.updates if c.existing_id])
     update_rows: list[dict[str, Any]] = []
@@ -191,7 +231,7 @@ def apply_plan(
         for index, row in enumerate(change.phones):
             stored = existing.get((row.type_code, row.match_key))
             if stored is None:
-                phone_inserts.append(_phone_values(person_id, row, now))
+                phone_inserts.append(_new_phone(person_id, row, now))
                 facts.append(_facts(-1 - index, row))
                 continue
             seen.add(stored["id"])
@@ -218,19 +258,13 @@ def apply_plan(
     mark("people")
 
     # --- phones -----------------------------------------------------------------------
-    for change in plan.creates:
-        person_id = ids[change.sis_id]
-        phone_inserts.extend(_phone_values(person_id, row, now) for row in change.phones)
-    # Facts the SIS never sends start empty on new rows (and are never touched on updates).
-    for values in phone_inserts:
-        values.update(sms_allowed=None, disabled_by_carrier=False, carrier_error_code=None)
     bulk_insert(session, phone_t, phone_inserts)
     _bulk_update(session, PhoneNumber, phone_updates)
     for id_batch in chunked(phone_removed):
         session.execute(
             update(phone_t).where(phone_t.c.id.in_(list(id_batch))).values(present=False)
         )
-    stats.phones_inserted = len(phone_inserts)
+    stats.phones_inserted = len(phone_inserts) + created_phones
     stats.phones_updated = len(phone_updates)
     stats.phones_removed = len(phone_removed)
     mark("phones")
@@ -251,22 +285,6 @@ def apply_plan(
     mark("deactivate")
     session.flush()
     return stats
-
-
-def _ids_of(session: Session, sis_ids: list[str]) -> dict[str, int]:
-    if not sis_ids:
-        return {}
-    if len(sis_ids) > 5 * _CHUNK:  # cheaper to read them all than to ask in slices
-        wanted = set(sis_ids)
-        rows = session.execute(select(person_t.c.sis_id, person_t.c.id))
-        return {r.sis_id: r.id for r in rows if r.sis_id in wanted}
-    found: dict[str, int] = {}
-    for batch in chunked(sis_ids):
-        rows = session.execute(
-            select(person_t.c.sis_id, person_t.c.id).where(person_t.c.sis_id.in_(list(batch)))
-        )
-        found.update({r.sis_id: r.id for r in rows})
-    return found
 
 
 def _bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:

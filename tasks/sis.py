@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from prefect import task
@@ -48,7 +49,7 @@ from models.sync import QuarantinedRow as QuarantinedRowTable
 from models.sync import SyncRun
 from models.types import utcnow
 from nudge.settings import Settings
-from tasks.runtime import in_prefect_run, run_logger
+from tasks.runtime import gc_paused, in_prefect_run, run_logger
 
 #: Below this many numbers a process pool costs more than it saves.
 PARALLEL_PARSE_MIN = 20_000
@@ -132,6 +133,11 @@ def extract(source: str, settings: Settings, encoding: str | None = None) -> Ext
 @task(name="diff", cache_policy=NO_CACHE)
 def diff(data: Extract, settings: Settings) -> Diff:
     """Compare raw-input hashes with the stored ones; refuse an implausible deactivation."""
+    with gc_paused():
+        return _diff(data, settings)
+
+
+def _diff(data: Extract, settings: Settings) -> Diff:
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -202,6 +208,11 @@ def diff(data: Extract, settings: Settings) -> Diff:
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(found: Diff, settings: Settings) -> Validated:
     """Parse and classify the phones of new and changed people (and only theirs)."""
+    with gc_paused():
+        return _validate(found, settings)
+
+
+def _validate(found: Diff, settings: Settings) -> Validated:
     config = found.config
     mapping = config.type_code_map
     default_kind = config.default_phone_type
@@ -270,17 +281,31 @@ def _merge(old: PhoneRow, new: PhoneRow) -> PhoneRow:
     )
 
 
+def _mp_context() -> BaseContext:
+    # fork: the helpers only parse numbers (no logging, no I/O), start at once and share the
+    # parent's loaded phonenumbers metadata; spawn would re-import the caller's __main__.
+    methods = get_all_start_methods()
+    return get_context("fork" if "fork" in methods else "spawn")
+
+
 def _parse_all(
     items: list[tuple[str, str | None, bool]], region: str, workers: int
 ) -> list[ParsedPhone]:
     count = workers or os.cpu_count() or 1
     if count < 2 or len(items) < PARALLEL_PARSE_MIN:
         return parse_many(items, region)
-    size = -(-len(items) // (count * 4))
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    with ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn")) as pool:
-        results = pool.map(parse_many, chunks, [region] * len(chunks))
-        return [p for chunk in results for p in chunk]
+    # This process parses a share too: count-1 helpers plus us keep every core busy with
+    # the least data crossing process boundaries.
+    share = len(items) // count
+    mine, rest = items[:share], items[share:]
+    size = -(-len(rest) // ((count - 1) * 2))
+    chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
+    with ProcessPoolExecutor(max_workers=count - 1, mp_context=_mp_context()) as pool:
+        futures = [pool.submit(parse_many, chunk, region) for chunk in chunks]
+        parsed = parse_many(mine, region)
+        for future in futures:
+            parsed.extend(future.result())
+    return parsed
 
 
 @task(name="apply", cache_policy=NO_CACHE)
@@ -296,7 +321,7 @@ def apply(
     now = utcnow()
     engine = make_engine(settings.database_url)
     try:
-        with session_scope(engine) as session:
+        with gc_paused(), session_scope(engine) as session:
             written = apply_plan(
                 plan, session=session, config=checked.config, now=now, checkpoint=checkpoint
             )

@@ -361,3 +361,20 @@ def test_parent_kind_never_chosen_even_if_configured_default() -> None:
 def test_shared_numbers_flags_numbers_on_several_people() -> None:
     owners = [("+1a", "s1"), ("+1a", "s2"), ("+1b", "s3"), ("+1b", "s3")]
     assert shared_numbers(owners) == {"+1a": {"s1", "s2"}}
+
+
+def test_validity_matches_libphonenumber_is_valid_number() -> None:
+    """parse_phone derives validity from number_type (one region lookup instead of two):
+    prove the shortcut agrees with is_valid_number over a varied sample."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(11)
+    samples = [f"({rng.randint(100, 999)}) {rng.randint(100, 999)}-{rng.randint(0, 9999):04d}"
+               for _ in range(3000)]
+    samples += ["+44 20 7183 8750", "+44 7911 123456", "+52 55 1234 5678", "+91 98765 43210",
+                "+1 800 555 1234", "+1 900 555 1234", "+61 2 9374 4000", "+33 1 42 68 53 00"]
+    for raw in samples:
+        number = phonenumbers.parse(raw, "US")
+        assert parse_phone(raw).valid is phonenumbers.is_valid_number(number), raw

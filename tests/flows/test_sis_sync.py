@@ -278,3 +278,13 @@ def test_unknown_codes_type_mismatch_and_shared_numbers_are_flagged(
     assert stats["type_mismatches"] == 1
     assert stats["shared_numbers"] == 1
     assert stats["sms_eligible"] == 2
+
+
+def test_parallel_parse_gives_the_same_answers_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.sis as sis_tasks
+    from domain.phones import parse_many
+
+    items = [(f"(212) 555-{i:04d}", None, i % 3 == 0) for i in range(60)]
+    items += [("Decline to state", None, True), ("07911 123456", "GB", True), ("12", None, False)]
+    monkeypatch.setattr(sis_tasks, "PARALLEL_PARSE_MIN", 10)
+    assert sis_tasks._parse_all(items, "US", 2) == parse_many(items, "US")
