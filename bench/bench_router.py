@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._report import record
 from domain.quiet_hours import parse_window
 from domain.routing import (
     ConsentSource,
@@ -156,6 +157,16 @@ def main() -> None:
     print(f"router, a new `now` each:    {t_cold:7.3f} s  {cold:12,.0f} decisions/s")
     print(f"ratio to target {TARGET:,}/s: {rate / TARGET:.2f}x (cold: {cold / TARGET:.2f}x)")
     print(f"routing cost vs constructing the inputs: {t_route / t_build:.2f}x")
+    record(
+        "router decisions",
+        rate,
+        "decisions/s",
+        baseline=f"constructing inputs {n / t_build:,.0f}/s",
+        ratio=rate / TARGET,
+        target=">= 100,000/s",
+        ok=rate >= TARGET,
+        note=f"a new `now` per decision: {cold:,.0f}/s",
+    )
 
     # The planning path for a preview: render, count segments, route.
     template = parse_template(
