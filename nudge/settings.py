@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="A chunk claim without a heartbeat for this long belongs to a dead worker "
         "and may be taken over (keep it above the Twilio timeout times the retries).",
     )
+    chunk_rate_limit: str | None = Field(
+        default=None,
+        description="Name of a Prefect global concurrency limit with slot decay that paces "
+        "chunks across every worker process (create it with `prefect gcl create`).",
+    )
     campaign_fanout: int = Field(
         default=1,
         ge=1,

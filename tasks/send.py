@@ -16,7 +16,7 @@ How "every eligible student gets exactly one text" holds, even across crashes an
 
 Concurrency inside a chunk is bounded (``send_concurrency``) and paced per sender number and
 per account (``tasks/pacing.py``); across processes, chunks are paced by Prefect's
-``rate_limit`` when a global rate limit named ``twilio-chunks`` exists.
+``rate_limit`` on the global limit named by ``NUDGE_CHUNK_RATE_LIMIT``, when set.
 """
 
 from __future__ import annotations
@@ -778,10 +778,12 @@ async def send_chunk_async(env: SendEnv, chunk_id: int) -> ChunkReport:
 @task(name="send-chunk", cache_policy=NO_CACHE)
 def send_chunk(env: SendEnv, chunk_id: int) -> ChunkReport:
     """Send one chunk (one Prefect task per chunk, never per message)."""
-    if in_prefect_run():
+    if env.settings.chunk_rate_limit and in_prefect_run():
+        # Across processes: one slot of the named Prefect rate limit per chunk (an API
+        # round-trip, so per chunk, never per message; messages are paced in-process).
         from prefect.concurrency.sync import rate_limit
 
-        rate_limit("twilio-chunks", occupy=1, strict=False)
+        rate_limit(env.settings.chunk_rate_limit, occupy=1, strict=True)
     report = asyncio.run(send_chunk_async(env, chunk_id))
     run_logger().info(
         "chunk %s: %d SMS sent, %d emails, %d fell back to email, %d to retry%s",
