@@ -151,3 +151,12 @@ def smtp() -> Iterator[object]:
 
     with run_smtp() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A Prefect test server for the whole session (~20 s to start: once, never per test)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

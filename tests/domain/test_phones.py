@@ -371,10 +371,20 @@ def test_validity_matches_libphonenumber_is_valid_number() -> None:
     import phonenumbers
 
     rng = random.Random(11)
-    samples = [f"({rng.randint(100, 999)}) {rng.randint(100, 999)}-{rng.randint(0, 9999):04d}"
-               for _ in range(3000)]
-    samples += ["+44 20 7183 8750", "+44 7911 123456", "+52 55 1234 5678", "+91 98765 43210",
-                "+1 800 555 1234", "+1 900 555 1234", "+61 2 9374 4000", "+33 1 42 68 53 00"]
+    samples = [
+        f"({rng.randint(100, 999)}) {rng.randint(100, 999)}-{rng.randint(0, 9999):04d}"
+        for _ in range(3000)
+    ]
+    samples += [
+        "+44 20 7183 8750",
+        "+44 7911 123456",
+        "+52 55 1234 5678",
+        "+91 98765 43210",
+        "+1 800 555 1234",
+        "+1 900 555 1234",
+        "+61 2 9374 4000",
+        "+33 1 42 68 53 00",
+    ]
     for raw in samples:
         number = phonenumbers.parse(raw, "US")
         assert parse_phone(raw).valid is phonenumbers.is_valid_number(number), raw

@@ -556,19 +556,10 @@ def test_importing_the_flow_task_and_cli_does_not_import_gx(
 # --- through Prefect's engine -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    """A Prefect test server for this module (≈20 s to start: once, never per test)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_flow_run_creates_artifacts_and_emits_the_alert_event(
-    prefect_api: None,
+    prefect_harness: None,
     settings: Settings,
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,

@@ -280,7 +280,9 @@ def test_unknown_codes_type_mismatch_and_shared_numbers_are_flagged(
     assert stats["sms_eligible"] == 2
 
 
-def test_parallel_parse_gives_the_same_answers_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_parse_gives_the_same_answers_as_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import tasks.sis as sis_tasks
     from domain.phones import parse_many
 

@@ -1,0 +1,108 @@
+"""The flows as Prefect runs them: artifacts, the UI form of send-campaign, tasks per chunk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.utilities.callables import parameter_schema
+
+from domain.audience import AudienceFilter
+from domain.campaign import CampaignRequest
+from flows.send_campaign import send_campaign
+from flows.sis_sync import sis_sync
+from nudge.settings import Settings, get_settings
+from tests.helpers import phone, staff, student, write_extract
+
+
+def test_send_campaign_form_has_titles_enums_and_lists() -> None:
+    schema = parameter_schema(send_campaign.fn).model_dump_for_openapi()
+    campaign = schema["definitions"]["CampaignRequest"]
+    audience = schema["definitions"]["AudienceFilter"]
+    assert campaign["properties"]["message"]["title"] == "Message"
+    assert "{preferred_name}" in campaign["properties"]["message"]["description"]
+    assert audience["properties"]["tags"]["type"] == "array"
+    risk = schema["definitions"]["RiskLevel"]
+    assert risk["enum"] == ["low", "medium", "high", "critical"]
+    assert audience["properties"]["risk_levels"]["items"] == {"$ref": "#/definitions/RiskLevel"}
+
+
+@pytest.fixture
+def engine_env(
+    settings: Settings, emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Settings]:
+    """Flows read settings from the environment, as deployments do."""
+    for key, value in {
+        "NUDGE_DATABASE_URL": settings.database_url,
+        "NUDGE_TWILIO_BASE_URL": emulator.base_url,
+        "NUDGE_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NUDGE_SENDER_MPS": "1000",
+        "NUDGE_ACCOUNT_MPS": "1000",
+        "NUDGE_CHUNK_SIZE": "2",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def artifacts(keys: list[str]) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    return {a.key: a for a in found}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sync_and_campaign_as_flow_runs_leave_artifacts(
+    prefect_harness: None, engine_env: Settings, tmp_path: Path, emulator: Any
+) -> None:
+    from models.config import load_config, save_config
+    from models.db import make_engine, session_scope
+
+    source = write_extract(
+        tmp_path / "x",
+        [staff("T1", roles="Texting"), *(student(f"S{i}", advisor_id="T1") for i in range(5))],
+        [phone(f"S{i}", f"(212) 555-{1000 + i:04d}") for i in range(5)],
+    )
+    stats = sis_sync(source=source)
+    assert stats["people_created"] == 6
+    engine = make_engine(engine_env.database_url)
+    with session_scope(engine) as s:
+        config = load_config(session=s)
+        config.quiet_hours = "off"
+        save_config(config, session=s)
+    engine.dispose()
+
+    request = CampaignRequest(
+        sender_id="T1", message="Hi {first_name}", audience=AudienceFilter(caseload=["T1"])
+    )
+    preview = send_campaign(campaign=request.model_copy(update={"dry_run": True}))
+    assert preview["campaign_id"] is None and preview["sms"] == 5
+    result = send_campaign(campaign=request)
+    assert result["status"] == "completed" and result["result"]["sms"] == 5
+    assert emulator.counters()["messages_created"] == 10  # notice + message each
+
+    cid = result["campaign_id"]
+    found = artifacts(
+        [
+            "sis-sync-summary",
+            "campaign-preview",
+            "campaign-plan",
+            f"campaign-{cid}-progress",
+            f"campaign-{cid}-result",
+        ]
+    )
+    assert "People created | 6" in str(found["sis-sync-summary"].data)
+    assert "**5** by SMS" in str(found["campaign-preview"].data)
+    assert found[f"campaign-{cid}-progress"].data == 100.0
+    table = json.loads(str(found[f"campaign-{cid}-result"].data))
+    assert {"channel/status": "sms:sent", "messages": 5} in table
