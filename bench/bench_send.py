@@ -29,29 +29,13 @@ from bench._report import machine, record
 
 
 def populate(settings: Any, folder: Path, students: int) -> None:
-    """A college with one Texting staff member advising every student; no quiet hours."""
-    from sqlmodel import Session
-
-    from flows.sis_sync import run_sync
-    from models.config import load_config, save_config
-    from models.db import make_engine, upgrade_database
-    from tests.helpers import phone, staff, student, write_extract
+    """A new database holding one Texting staff member advising every student; no quiet
+    hours, no quota."""
+    from models.db import upgrade_database
+    from tests.helpers import populate_college
 
     upgrade_database(settings.database_url)
-    people = [staff("T1", first_name="Tess", last_name="Adams", roles="Texting")]
-    phones = []
-    for i in range(students):
-        people.append(student(f"S{i}", advisor_id="T1"))
-        phones.append(phone(f"S{i}", f"(212) {867 + i // 10000}-{i % 10000:04d}"))
-    run_sync(write_extract(folder, people, phones), settings=settings)
-    engine = make_engine(settings.database_url)
-    with Session(engine) as s:
-        config = load_config(session=s)
-        config.quiet_hours = "off"
-        config.monthly_limit = None
-        save_config(config, session=s)
-        s.commit()
-    engine.dispose()
+    populate_college(settings, folder, students)
 
 
 def sequential_rate(base_url: str, count: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 PEOPLE_COLUMNS = [
     "person_id",
@@ -100,3 +101,30 @@ def write_extract(
             writer.writeheader()
             writer.writerows(rows)
     return f"csv:{folder}"
+
+
+def populate_college(
+    settings: Any, folder: Path, students: int, *, monthly_limit: int | None = None
+) -> None:
+    """Sync a college whose staff member T1 (Texting role) advises ``students`` students with
+    valid numbers (+1212867xxxx, ...), with quiet hours off and the given monthly limit."""
+    from sqlmodel import Session
+
+    from flows.sis_sync import run_sync
+    from models.config import load_config, save_config
+    from models.db import make_engine
+
+    people = [staff("T1", first_name="Tess", last_name="Adams", roles="Texting")]
+    phones = []
+    for i in range(students):
+        people.append(student(f"S{i}", advisor_id="T1"))
+        phones.append(phone(f"S{i}", f"(212) {867 + i // 10000}-{i % 10000:04d}"))
+    run_sync(write_extract(folder, people, phones), settings=settings)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as s:
+        config = load_config(session=s)
+        config.quiet_hours = "off"
+        config.monthly_limit = monthly_limit
+        save_config(config, session=s)
+        s.commit()
+    engine.dispose()

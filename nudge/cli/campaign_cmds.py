@@ -109,38 +109,42 @@ def _human_send(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SenderOpt = Annotated[str, typer.Option("--sender", help="Staff SIS id the texts come from.")]
+MessageOpt = Annotated[
+    str,
+    typer.Option(
+        "--message",
+        help="Text; variables: {first_name} {preferred_name} {last_name} {sender_name} "
+        "{advisor_name} {program}.",
+    ),
+]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")]
+ProgramOpt = Annotated[list[str] | None, typer.Option("--program", help="Program (repeatable).")]
+DegreeOpt = Annotated[list[str] | None, typer.Option("--degree", help="Degree (repeatable).")]
+RiskOpt = Annotated[
+    list[str] | None,
+    typer.Option("--risk-level", help="low, medium, high or critical (repeatable)."),
+]
+CourseOpt = Annotated[list[str] | None, typer.Option("--course", help="Course (repeatable).")]
+CaseloadOpt = Annotated[
+    list[str] | None,
+    typer.Option("--caseload", help="Advisor SIS id: their advisees (repeatable)."),
+]
+StudentOpt = Annotated[
+    list[str] | None, typer.Option("--student", help="Student SIS id (repeatable).")
+]
+
+
 def send(
-    sender: Annotated[str, typer.Option("--sender", help="Staff SIS id the texts come from.")],
-    message: Annotated[
-        str,
-        typer.Option(
-            "--message",
-            help="Text; variables: {first_name} "
-            "{preferred_name} {last_name} {sender_name} "
-            "{advisor_name} {program}.",
-        ),
-    ],
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")] = None,
-    program: Annotated[
-        list[str] | None, typer.Option("--program", help="Program (repeatable).")
-    ] = None,
-    degree: Annotated[
-        list[str] | None, typer.Option("--degree", help="Degree (repeatable).")
-    ] = None,
-    risk_level: Annotated[
-        list[str] | None,
-        typer.Option("--risk-level", help="low, medium, high or critical (repeatable)."),
-    ] = None,
-    course: Annotated[
-        list[str] | None, typer.Option("--course", help="Course (repeatable).")
-    ] = None,
-    caseload: Annotated[
-        list[str] | None,
-        typer.Option("--caseload", help="Advisor SIS id: their advisees (repeatable)."),
-    ] = None,
-    student: Annotated[
-        list[str] | None, typer.Option("--student", help="Student SIS id (repeatable).")
-    ] = None,
+    sender: SenderOpt,
+    message: MessageOpt,
+    tag: TagOpt = None,
+    program: ProgramOpt = None,
+    degree: DegreeOpt = None,
+    risk_level: RiskOpt = None,
+    course: CourseOpt = None,
+    caseload: CaseloadOpt = None,
+    student: StudentOpt = None,
     at: Annotated[
         str | None,
         typer.Option(
@@ -179,29 +183,15 @@ def send(
 
 
 def preview(
-    sender: Annotated[str, typer.Option("--sender", help="Staff SIS id the texts come from.")],
-    message: Annotated[str, typer.Option("--message", help="Text with optional variables.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")] = None,
-    program: Annotated[
-        list[str] | None, typer.Option("--program", help="Program (repeatable).")
-    ] = None,
-    degree: Annotated[
-        list[str] | None, typer.Option("--degree", help="Degree (repeatable).")
-    ] = None,
-    risk_level: Annotated[
-        list[str] | None,
-        typer.Option("--risk-level", help="low, medium, high or critical (repeatable)."),
-    ] = None,
-    course: Annotated[
-        list[str] | None, typer.Option("--course", help="Course (repeatable).")
-    ] = None,
-    caseload: Annotated[
-        list[str] | None,
-        typer.Option("--caseload", help="Advisor SIS id: their advisees (repeatable)."),
-    ] = None,
-    student: Annotated[
-        list[str] | None, typer.Option("--student", help="Student SIS id (repeatable).")
-    ] = None,
+    sender: SenderOpt,
+    message: MessageOpt,
+    tag: TagOpt = None,
+    program: ProgramOpt = None,
+    degree: DegreeOpt = None,
+    risk_level: RiskOpt = None,
+    course: CourseOpt = None,
+    caseload: CaseloadOpt = None,
+    student: StudentOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Preview a campaign for the real audience: SMS vs email and why, exact segments."""

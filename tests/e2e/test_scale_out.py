@@ -20,8 +20,6 @@ from sqlmodel import Session
 
 from domain.audience import AudienceFilter
 from domain.campaign import CampaignRequest
-from flows.sis_sync import run_sync
-from models.config import load_config, save_config
 from models.db import make_engine
 from models.messaging import Campaign, Message, QuotaLedger, SendChunk
 from nudge.settings import Settings
@@ -29,7 +27,7 @@ from sandbox.twilio import EmulatorConfig, run_emulator
 from tasks.campaigns import plan_campaign
 from tests.conftest import POSTGRES_URL
 from tests.e2e.stack import REPO, fresh_database, prefect_env, prefect_server, workers
-from tests.helpers import phone, staff, student, write_extract
+from tests.helpers import populate_college
 
 pytestmark = [pytest.mark.slow]
 
@@ -39,20 +37,7 @@ BODY = "Scale test: registration closes Friday."
 
 
 def populate(settings: Settings, folder: Path, n: int) -> None:
-    people = [staff("T1", first_name="Tess", last_name="Adams", roles="Texting")]
-    phones = []
-    for i in range(n):
-        people.append(student(f"S{i}", advisor_id="T1"))
-        phones.append(phone(f"S{i}", f"(212) {867 + i // 10000}-{i % 10000:04d}"))
-    run_sync(write_extract(folder, people, phones), settings=settings)
-    engine = make_engine(settings.database_url)
-    with Session(engine) as s:
-        config = load_config(session=s)
-        config.quiet_hours = "off"
-        config.monthly_limit = QUOTA
-        save_config(config, session=s)
-        s.commit()
-    engine.dispose()
+    populate_college(settings, folder, n, monthly_limit=QUOTA)
 
 
 def campaign_texts(emulator: Any) -> dict[str, int]:
