@@ -98,8 +98,12 @@ def _texted_students(campaign_id: int, count: int) -> list[tuple[str, str, str]]
         rows = s.execute(
             select(Person.sis_id, Message.to_addr, Message.from_addr)  # type: ignore[call-overload]
             .join(Person, Person.id == Message.person_id)
-            .where(Message.campaign_id == campaign_id, Message.kind == "campaign",
-                   Message.channel == "sms", Message.status == "sent")
+            .where(
+                Message.campaign_id == campaign_id,
+                Message.kind == "campaign",
+                Message.channel == "sms",
+                Message.status == "sent",
+            )
             .order_by(Message.id)
             .limit(count)
         ).all()
@@ -124,9 +128,11 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
     extract = generate(
         folder / "sis", students=students, staff=max(students // 50, 10), seed=7, as_of=today
     )
-    _say(f"1. SIS extract generated: {extract.students:,} students, {extract.staff} staff, "
-         f"{extract.phone_rows:,} phone rows (with the usual mess: blanks, landlines coded "
-         f"as cells, parent numbers, {extract.malformed_count} malformed rows)")
+    _say(
+        f"1. SIS extract generated: {extract.students:,} students, {extract.staff} staff, "
+        f"{extract.phone_rows:,} phone rows (with the usual mess: blanks, landlines coded "
+        f"as cells, parent numbers, {extract.malformed_count} malformed rows)"
+    )
 
     with run_emulator(EmulatorConfig(status_delay_ms=0)) as emulator:
         _prepare_environment(folder, emulator.base_url, engine)
@@ -143,10 +149,12 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
         source = f"csv:{folder / 'sis'}"
         sync = sis_sync(source=source) if engine else run_sync(source, settings=settings)
         summary["sync"] = sync
-        _say(f"2. Synced: {sync['people_created']:,} people, {sync['phones_valid']:,} valid and "
-             f"{sync['phones_invalid']:,} invalid phones, {sync['sms_eligible']:,} students "
-             f"textable, {sync['rows_quarantined']} rows quarantined, "
-             f"{sync['unknown_type_codes']} rows with unknown type codes")
+        _say(
+            f"2. Synced: {sync['people_created']:,} people, {sync['phones_valid']:,} valid and "
+            f"{sync['phones_invalid']:,} invalid phones, {sync['sms_eligible']:,} students "
+            f"textable, {sync['rows_quarantined']} rows quarantined, "
+            f"{sync['unknown_type_codes']} rows with unknown type codes"
+        )
 
         from domain.audience import AudienceFilter, RiskLevel
         from domain.campaign import CampaignRequest
@@ -158,63 +166,83 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
             "registration opens Monday: reply here if you'd like help choosing classes.",
             audience=AudienceFilter(risk_levels=[RiskLevel.HIGH, RiskLevel.CRITICAL]),
         )
-        sent = send_campaign(campaign=request) if engine else run_campaign(request,
-                                                                          settings=settings)
+        sent = (
+            send_campaign(campaign=request) if engine else run_campaign(request, settings=settings)
+        )
         summary["campaign"] = sent
         result = sent.get("result", {})
-        _say(f"3. Campaign {sent['campaign_id']} from {sender_name} to high-risk "
-             f"students: {sent['recipients']} students — {result.get('sms', 0)} by SMS "
-             f"(after {sent['opt_in_notices']} opt-in notices), {result.get('email', 0)} by "
-             f"email, {result.get('undeliverable', 0)} unreachable; "
-             f"why: {', '.join(f'{k} {v}' for k, v in sent['by_reason'].items())}")
+        _say(
+            f"3. Campaign {sent['campaign_id']} from {sender_name} to high-risk "
+            f"students: {sent['recipients']} students — {result.get('sms', 0)} by SMS "
+            f"(after {sent['opt_in_notices']} opt-in notices), {result.get('email', 0)} by "
+            f"email, {result.get('undeliverable', 0)} unreachable; "
+            f"why: {', '.join(f'{k} {v}' for k, v in sent['by_reason'].items())}"
+        )
 
         texted = _texted_students(sent["campaign_id"], 2)
         (stop_id, stop_number, sender_number), (ask_id, ask_number, _) = texted[0], texted[1]
         emulator.inject(stop_number, sender_number, "STOP")
         emulator.inject(ask_number, sender_number, "Is the deadline at the end of the week?")
-        _say(f"4. Two students replied: {stop_id} ({mask_phone(stop_number)}) texted STOP; "
-             f"{ask_id} ({mask_phone(ask_number)}) asked a question")
+        replied_at = time.perf_counter()
+        _say(
+            f"4. Two students replied: {stop_id} ({mask_phone(stop_number)}) texted STOP; "
+            f"{ask_id} ({mask_phone(ask_number)}) asked a question"
+        )
 
         polled = poll_replies() if engine else run_poll(settings)
         summary["poll"] = polled
-        _say(f"5. Polled replies: {polled['new']} new, {polled['opt_outs']} opt-out, "
-             f"{polled['replies']} reply, {polled['notifications_sent']} email to "
-             f"{sender_name}")
+        latency = time.perf_counter() - replied_at
+        summary["reply_to_email_s"] = round(latency, 2)
+        _say(
+            f"5. Polled replies: {polled['new']} new, {polled['opt_outs']} opt-out, "
+            f"{polled['replies']} reply, {polled['notifications_sent']} email to "
+            f"{sender_name}"
+        )
 
         again = CampaignRequest(
             sender_id=sender_id,
             message="Reminder: registration opens Monday.",
             audience=AudienceFilter(student_ids=[stop_id, ask_id]),
         )
-        second = send_campaign(campaign=again) if engine else run_campaign(again,
-                                                                          settings=settings)
+        second = send_campaign(campaign=again) if engine else run_campaign(again, settings=settings)
         summary["after_stop"] = second
-        _say(f"6. A reminder to both: {second['result']['sms']} SMS, "
-             f"{second['result']['email']} email — {stop_id} said STOP, so email only")
+        _say(
+            f"6. A reminder to both: {second['result']['sms']} SMS, "
+            f"{second['result']['email']} email — {stop_id} said STOP, so email only"
+        )
 
         out = folder / "reports" / "latest"
         report = data_quality(out_dir=str(out)) if engine else run_report(settings, out_dir=out)
         summary["report"] = report
-        _say(f"7. Data-quality report: {report['sms_reachable_pct']:.1f}% of "
-             f"{report['students']:,} students reachable by SMS; {report['missing_cell']:,} "
-             f"without a cell number, {report['type_mismatches']} landlines coded as cells, "
-             f"{report['shared_numbers']} shared numbers; expectations "
-             f"{report['expectations_passed']} passed, {report['expectations_failed']} failed"
-             f"{'; ALERT raised' if report['alert'] else ''}")
+        _say(
+            f"7. Data-quality report: {report['sms_reachable_pct']:.1f}% of "
+            f"{report['students']:,} students reachable by SMS; {report['missing_cell']:,} "
+            f"without a cell number, {report['type_mismatches']} landlines coded as cells, "
+            f"{report['shared_numbers']} shared numbers; expectations "
+            f"{report['expectations_passed']} passed, {report['expectations_failed']} failed"
+            f"{'; ALERT raised' if report['alert'] else ''}"
+        )
 
     elapsed = time.perf_counter() - started
     outbox = folder / "outbox"
     emails = sorted(outbox.glob("*.eml")) if outbox.exists() else []
     _say(f"\nDone in {elapsed:.0f} s. Where to look:")
-    _say(f"  report     {out}/summary.md, data-docs/index.html (Great Expectations), "
-         "followup/<advisor>.csv, reachability.svg")
-    _say(f"  outbox     {outbox}/ — {len(emails)} emails (fallbacks, the staff notification, "
-         "alerts)")
-    _say(f"  database   {folder / 'nudge.db'} — try: NUDGE_DATABASE_URL=sqlite:///"
-         f"{folder / 'nudge.db'} .venv/bin/nudge consent show {stop_id}")
+    _say(
+        f"  report     {out}/summary.md, data-docs/index.html (Great Expectations), "
+        "followup/<advisor>.csv, reachability.svg"
+    )
+    _say(
+        f"  outbox     {outbox}/ — {len(emails)} emails (fallbacks, the staff notification, alerts)"
+    )
+    _say(
+        f"  database   {folder / 'nudge.db'} — try: NUDGE_DATABASE_URL=sqlite:///"
+        f"{folder / 'nudge.db'} .venv/bin/nudge consent show {stop_id}"
+    )
     if engine:
-        _say(f"  Prefect UI PREFECT_HOME={folder / 'prefect'} .venv/bin/prefect server start"
-             "   then open http://127.0.0.1:4200 (flow runs, logs, artifacts)")
+        _say(
+            f"  Prefect UI PREFECT_HOME={folder / 'prefect'} .venv/bin/prefect server start"
+            "   then open http://127.0.0.1:4200 (flow runs, logs, artifacts)"
+        )
     summary["seconds"] = round(elapsed, 1)
     (folder / "demo-summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
