@@ -618,11 +618,11 @@ def test_flow_run_creates_artifacts_and_emits_the_alert_event(
 # --- the documentation's Prefect snippets -----------------------------------------------------
 
 
-def doc_block(marker: str) -> Any:
-    """The YAML block following ``<!-- marker -->`` in docs/data-quality.md, parsed."""
+def doc_block(marker: str, document: str = "docs/data-quality.md") -> Any:
+    """The YAML block following ``<!-- marker -->`` in a document, parsed."""
     import yaml
 
-    text = (ROOT / "docs" / "data-quality.md").read_text(encoding="utf-8")
+    text = (ROOT / document).read_text(encoding="utf-8")
     found = re.search(rf"<!-- {re.escape(marker)} -->\s*```yaml\n(.*?)```", text, re.DOTALL)
     assert found, marker
     return yaml.safe_load(found.group(1))
@@ -645,10 +645,13 @@ def received(event: str, resource: dict[str, str], related: list[dict[str, str]]
     return ReceivedEvent(occurred=NOW, event=event, resource=resource, related=related, id=uuid4())
 
 
-def test_documented_automation_is_valid_and_fires_on_the_alert_event() -> None:
+@pytest.mark.parametrize("document", ["docs/data-quality.md", "README.md"])
+def test_documented_automation_is_valid_and_fires_on_the_alert_event(document: str) -> None:
     from prefect.events.schemas.automations import AutomationCore
 
-    automation = AutomationCore.model_validate(doc_block("automation: data-quality-alert.yaml"))
+    automation = AutomationCore.model_validate(
+        doc_block("automation: data-quality-alert.yaml", document)
+    )
     assert automation.actions[0].type == "send-notification"
     trigger = server_trigger(automation.trigger)
     resource = {"prefect.resource.id": "nudge.data-quality"}
@@ -684,3 +687,43 @@ def test_documented_deployment_runs_this_flow_after_each_completed_sis_sync() ->
     assert check.covers(flow_run_event("Completed", "sis-sync"))
     assert not check.covers(flow_run_event("Failed", "sis-sync"))
     assert not check.covers(flow_run_event("Completed", "data-quality"))
+
+
+def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
+    import yaml
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert set(deployments) == {
+        "nightly",
+        "data-quality",
+        "send-campaign",
+        "campaign-worker",
+        "dispatch-due",
+        "poll-replies",
+    }
+    for deployment in deployments.values():
+        path = deployment["entrypoint"].partition(":")[0]
+        assert (ROOT / path).is_file(), path
+        assert deployment["work_pool"]["name"] == "nudge"
+    assert deployments["nightly"]["schedules"] == [
+        {"cron": "0 2 * * *", "timezone": "America/New_York"}
+    ]
+    assert deployments["dispatch-due"]["schedules"] == [{"interval": 300}]
+    assert deployments["poll-replies"]["schedules"] == [{"interval": 60}]
+    assert deployments["send-campaign"]["enforce_parameter_schema"] is True
+    trigger = server_trigger(
+        DeploymentEventTrigger.model_validate(deployments["data-quality"]["triggers"][0])
+    )
+    assert trigger.covers(flow_run_event("Completed", "sis-sync"))
+    assert not trigger.covers(flow_run_event("Failed", "sis-sync"))
+    assert not trigger.covers(flow_run_event("Completed", "poll-replies"))
+    # Secrets never live in the file: only references to Prefect Secret blocks, if anything.
+    text = (ROOT / "prefect.yaml").read_text(encoding="utf-8")
+    assert not re.search(r"AC[0-9a-f]{32}", text)
+    for deployment in deployments.values():
+        env = deployment["work_pool"].get("job_variables", {}).get("env", {})
+        for key, value in env.items():
+            if any(word in key for word in ("TOKEN", "PASSWORD", "KEY", "DATABASE_URL")):
+                assert str(value).startswith("{{ prefect.blocks.secret."), key
