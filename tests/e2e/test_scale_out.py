@@ -202,10 +202,10 @@ def wait_for_campaign(settings: Settings, campaign_id: int | None, *, timeout: f
 def test_sigterm_lets_a_plain_worker_finish_its_chunk(settings: Settings, tmp_path: Path) -> None:
     n = 120
     populate(settings, tmp_path / "extract", n)
-    with run_emulator(EmulatorConfig(latency_ms=40, status_delay_ms=0)) as emulator:
+    with run_emulator(EmulatorConfig(latency_ms=20, status_delay_ms=0)) as emulator:
         plan = plan_campaign.fn(
             CampaignRequest(sender_id="T1", message=BODY, audience=AudienceFilter(caseload=["T1"])),
-            settings,
+            settings.model_copy(update={"chunk_size": 30}),  # four chunks of 30 students
         )
         env = {
             **os.environ,
