@@ -27,7 +27,7 @@ from models.types import utcnow
 from nudge.settings import Settings, get_settings
 from tasks.campaigns import plan_campaign
 from tasks.runtime import in_prefect_run, run_logger, stepper
-from tasks.send import ChunkReport, SendEnv, send_chunk
+from tasks.send import ChunkReport, Heartbeat, SendEnv, send_chunk
 
 
 @dataclass(slots=True)
@@ -158,7 +158,10 @@ def work(
             time.sleep(poll_s)  # another worker is on it; be ready to take over if it dies
             continue
         try:
-            report.add(step(send_chunk)(env, chunk_id))
+            # Beat from the moment of the claim: building the gateway or buying the sender's
+            # number must not make this live worker look dead.
+            with Heartbeat(env, chunk_id):
+                report.add(step(send_chunk)(env, chunk_id))
         except BaseException:
             # Killed (SIGTERM/Prefect cancellation) or failed mid-chunk: give it back at once;
             # whatever is left 'sending' is reconciled by the next worker before any resend.

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -325,6 +326,54 @@ def _to_email(
     )
 
 
+def in_flight_bound(settings: Settings) -> timedelta:
+    """How long after a message was marked ``sending`` a request for it may still be in
+    flight: every attempt's timeout plus the longest backoff between retries, and a margin."""
+    retries = settings.twilio_max_retries
+    return timedelta(seconds=settings.twilio_timeout_s * (retries + 1) + 8.0 * retries + 5.0)
+
+
+class Heartbeat:
+    """Keeps a chunk claim alive from a thread of its own, every quarter of the stale time.
+
+    A slow batch (Twilio retries, a loaded database) must never make a live worker look
+    dead: only a worker that stopped beating is taken over. ``lost`` turns true when another
+    worker holds the chunk; the sender then stops before its next batch.
+    """
+
+    def __init__(self, env: SendEnv, chunk_id: int) -> None:
+        self.env = env
+        self.chunk_id = chunk_id
+        self.lost = False
+        self._stop = threading.Event()
+        self._interval = max(env.settings.claim_stale_s / 4, 0.2)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{chunk_id}", daemon=True)
+
+    def beat(self) -> None:
+        """Refresh the claim once."""
+        with Session(self.env.engine) as s:
+            if not heartbeat(
+                session=s, chunk_id=self.chunk_id, worker=self.env.worker, now=self.env.now()
+            ):
+                self.lost = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval) and not self.lost:
+            try:
+                self.beat()
+            except Exception:  # a missed beat is retried next interval
+                log.warning("heartbeat of chunk %s failed; retrying", self.chunk_id, exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class ChunkSender:
     """Sends one claimed chunk; one instance per chunk pass (and per event loop)."""
 
@@ -364,30 +413,24 @@ class ChunkSender:
             self.sender_name = display_name(staff)
             messages = _load(s, self.chunk_id, env.now())
         jobs = _jobs(messages)
-        if jobs:
-            self.sender_e164 = await ensure_sender_number(env, self.gateway, staff)
-            await self._reconcile(jobs)
-            batch = max(1, env.settings.send_concurrency * 2)
-            for start in range(0, len(jobs), batch):
-                if self._stopped() or not self._beat():
-                    break
-                await self._send_batch(jobs[start : start + batch])
-        if not self.report.lost_claim and not self.report.stopped:
-            await asyncio.to_thread(self._mail)
+        with Heartbeat(env, self.chunk_id) as beat:
+            if jobs:
+                self.sender_e164 = await ensure_sender_number(env, self.gateway, staff)
+                jobs = await self._reconcile(jobs)
+                batch = max(1, env.settings.send_concurrency * 2)
+                for start in range(0, len(jobs), batch):
+                    if self._stopped() or beat.lost:
+                        break
+                    await self._send_batch(jobs[start : start + batch])
+            if beat.lost:
+                self.report.lost_claim = True
+                run_logger().warning("chunk %s was taken over by another worker", self.chunk_id)
+            elif not self.report.stopped:
+                await asyncio.to_thread(self._mail)
         self._release()
         return self.report
 
     # -- bookkeeping -------------------------------------------------------------------
-
-    def _beat(self) -> bool:
-        with Session(self.env.engine) as s:
-            kept = heartbeat(
-                session=s, chunk_id=self.chunk_id, worker=self.env.worker, now=self.env.now()
-            )
-        if not kept:
-            self.report.lost_claim = True
-            run_logger().warning("chunk %s was taken over by another worker", self.chunk_id)
-        return kept
 
     def _stopped(self) -> bool:
         with Session(self.env.engine) as s:
@@ -431,9 +474,26 @@ class ChunkSender:
 
     # -- reconciliation ----------------------------------------------------------------
 
-    async def _reconcile(self, jobs: list[Job]) -> None:
-        """Messages left ``sending`` by a crash or a timeout: ask Twilio before resending."""
-        pending = [m for j in jobs for m in (j.notice, j.main) if m and m.status == "sending"]
+    async def _reconcile(self, jobs: list[Job]) -> list[Job]:
+        """Messages left ``sending`` by a crash or a timeout: ask Twilio before resending.
+
+        Only once no request for them can still be in flight (the last worker's calls have
+        timed out, retries included): before that, a message not found yet may still be
+        created, so those recipients wait for a later pass. Returns the jobs ready to send.
+        """
+        now = self.env.now()
+        settle = in_flight_bound(self.env.settings)
+        waiting: set[int] = set()
+        pending = []
+        for job in jobs:
+            for m in (job.notice, job.main):
+                if m is None or m.status != "sending":
+                    continue
+                if m.updated_at > now - settle:
+                    waiting.add(job.main.id)
+                    self.retry_at = max(self.retry_at or now, m.updated_at + settle)
+                else:
+                    pending.append(m)
         for msg in pending:
             assert msg.to_addr is not None  # noqa: S101 - SMS rows carry the number
             found = await self.gateway.find_message(
@@ -458,6 +518,7 @@ class ChunkSender:
                     release(session=s, month=msg.quota_month or "", units=msg.quota_units)
                     _set(s, msg, status="planned", quota_units=0, quota_month=None)
                 s.commit()
+        return [j for j in jobs if j.main.id not in waiting]
 
     # -- sending -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from domain.campaign import CampaignRequest
 from flows.send_campaign import run_campaign, run_dispatch, work
 from models.config import load_config, save_config
 from models.consent import set_consent
-from models.messaging import Campaign, Message, QuotaLedger, SenderNumber
+from models.messaging import Campaign, Message, QuotaLedger, SendChunk, SenderNumber
 from models.people import Person, PhoneNumber
 from nudge.settings import Settings
 from tasks.campaigns import cancel_campaign
@@ -307,7 +308,7 @@ def test_dropped_responses_are_reconciled_not_resent(
     env = make_env()
     result = run_campaign(request(), settings=live_settings, env=env)
     emulator.control(share_drop_after_accept=0.0)
-    work(live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=1)))
+    work(live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=3)))
     assert result["sms"] == 8
     assert emulator.counters()["faults"]["drop"] > 0
     assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
@@ -463,3 +464,56 @@ def test_two_concurrent_first_sends_provision_one_number(
     assert first == second
     with Session(env.engine) as s:
         assert s.execute(select(func.count()).select_from(SenderNumber)).scalar_one() == 1
+
+
+class SlowGateway:
+    """The real gateway, one second slower per send (a loaded Twilio or a slow network)."""
+
+    def __init__(self, inner: SmsGateway) -> None:
+        self.inner = inner
+
+    async def send(self, **kw: Any) -> SendResult:
+        await asyncio.sleep(1.0)
+        return await self.inner.send(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_slow_live_worker_keeps_its_chunk(
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+) -> None:
+    from tasks.campaigns import plan_campaign
+    from tests.e2e.conftest import fast_gateway
+
+    numbers = college(4)  # one chunk: its only batch takes ~2 s, the claim goes stale in 0.4 s
+    settings = live_settings.model_copy(update={"claim_stale_s": 0.4})
+    plan = plan_campaign.fn(request(), settings)
+    slow = make_env(gateway=lambda: SlowGateway(fast_gateway(settings)), settings=settings)
+    first = threading.Thread(
+        target=work, args=(settings,), kwargs={"env": slow, "campaign_id": plan.campaign_id}
+    )
+    first.start()
+    deadline = time.monotonic() + 30
+    with Session(slow.engine) as s:  # wait until the slow worker holds the chunk
+        while (
+            time.monotonic() < deadline
+            and s.execute(
+                select(func.count()).where(SendChunk.claimed_by == slow.worker)
+            ).scalar_one()
+            == 0
+        ):
+            time.sleep(0.05)
+            s.expire_all()
+    time.sleep(0.6)  # longer than the stale time: only its heartbeats keep the claim alive
+    other = work(
+        settings, env=make_env(settings=settings), campaign_id=plan.campaign_id, poll_s=0.1
+    )
+    first.join()
+    assert other.chunks == 0  # it waited on the live claim instead of taking it over
+    assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 2)
+    assert smtp.messages == []
