@@ -61,6 +61,20 @@ def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[st
     return env
 
 
+def _stop_group(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM the process group (the process and what it started), SIGKILL it if it lingers,
+    and always reap the process (an unreaped Popen is a ResourceWarning in a later test)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
+
+
 @dataclass
 class PrefectServer:
     """A running ``prefect server start``."""
@@ -127,11 +141,7 @@ def prefect_server(database_url: str, home: Path) -> Iterator[PrefectServer]:
             time.sleep(0.5)
         yield PrefectServer(api, home, process, log)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        _stop_group(process, timeout=30)
 
 
 @dataclass
@@ -195,9 +205,4 @@ def workers(
         yield started
     finally:
         for worker in started:
-            if worker.process.poll() is None:
-                try:
-                    os.killpg(worker.process.pid, signal.SIGTERM)
-                    worker.process.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(worker.process.pid, signal.SIGKILL)
+            _stop_group(worker.process, timeout=20)
