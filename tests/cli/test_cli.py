@@ -93,3 +93,39 @@ def test_sync_of_a_folder_without_required_columns_fails_clearly(cli_env: Path) 
     source = write_extract(cli_env / "x", [student("S1")], [], phone_columns=["person_id"])
     result = run_json("sync", "--source", source, "--no-engine")
     assert result["_exit"] == 2 and "phones.csv" in str(result["error"])
+
+
+def test_admin_commands_round_trip(cli_env: Path) -> None:
+    run_json("init")
+    source = write_extract(
+        cli_env / "x",
+        [staff("A1", roles="", department="Advising", title="Success Coach"), student("S1")],
+        [phone("S1", "212-555-0101"), phone("S1", "212-555-0102", "PR", primary="N")],
+    )
+    run_json("sync", "--source", source, "--no-engine")
+    runs = run_json("sync-runs", "list")
+    assert runs["runs"][0]["status"] == "succeeded"  # type: ignore[index]
+    shown = run_json("sync-runs", "show", str(runs["runs"][0]["id"]))  # type: ignore[index]
+    assert shown["quarantined"] == []
+
+    phones = run_json("phones", "show", "S1")
+    assert phones["sms_number"] == "+1******0101"  # masked unless --reveal
+    moved = run_json("phones", "override", "S1", "(212) 555-0102", "--allow")
+    assert moved["sms_number"] == "+1******0102"
+    assert run_json("phones", "override", "S1", "nope", "--allow")["_exit"] == 1
+
+    assert run_json("roles", "define", "Texting", "--title-contains", "coach")["role"] == "Texting"
+    roles = run_json("roles", "list")
+    assert roles["dynamic"] == {"Texting": "title contains coach"}
+    assert run_json("roles", "grant", "A1", "Outreach")["granted"] is True
+    assert run_json("roles", "grant", "NOBODY", "Outreach")["_exit"] == 1
+    assert run_json("roles", "revoke", "A1", "Outreach")["revoked"] is True
+    assert run_json("roles", "undefine", "Texting")["removed"] is True
+
+    preview = run_json(
+        "preview", "--sender", "A1", "--message", "Hi {first_name}", "--student", "S1"
+    )
+    assert preview["refused_reason"] and "may not send texts" in str(preview["refused_reason"])
+    assert run_json("campaigns", "list")["campaigns"] == []
+    assert run_json("campaigns", "show", "99")["_exit"] == 1
+    assert run_json("campaigns", "cancel", "99")["_exit"] == 1

@@ -517,3 +517,45 @@ def test_a_slow_live_worker_keeps_its_chunk(
     assert other.chunks == 0  # it waited on the live claim instead of taking it over
     assert emulator.counters()["per_to"] == dict.fromkeys(numbers, 2)
     assert smtp.messages == []
+
+
+def test_stopped_campaign_resumes_after_the_fix_and_sends_only_what_was_not_sent(
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from nudge.cli.main import app
+    from nudge.settings import get_settings
+
+    numbers = college(12)
+    emulator.control(recipient_errors={numbers[2]: 21408})
+    stopped = run_campaign(request(), settings=live_settings, env=make_env())
+    assert stopped["status"] == "stopped"
+    emulator.control(recipient_errors={})  # the admin fixed the account
+    for key, value in {
+        "NUDGE_DATABASE_URL": live_settings.database_url,
+        "NUDGE_TWILIO_BASE_URL": emulator.base_url,
+        "NUDGE_SMTP_HOST": smtp.host,
+        "NUDGE_SMTP_PORT": str(smtp.port),
+        "NUDGE_SENDER_MPS": "1000",
+        "NUDGE_ACCOUNT_MPS": "1000",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(
+            app, ["campaigns", "resume", str(stopped["campaign_id"]), "--json"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["status"] == "completed"
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+    assert max(emulator.counters()["per_to"].values()) == 2
