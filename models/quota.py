@@ -7,6 +7,8 @@ the month past its limit. A message that was reserved but never sent gives its u
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -18,11 +20,9 @@ _t = QuotaLedger.__table__  # type: ignore[attr-defined]
 
 def _ensure_row(session: Session, month: str) -> None:
     if session.execute(select(_t.c.month).where(_t.c.month == month)).first() is None:
-        try:
-            with session.begin_nested():
-                session.execute(insert(_t).values(month=month, used=0))
-        except IntegrityError:
-            pass  # another process created it first: fine
+        # Another process may create the row first: that is fine.
+        with suppress(IntegrityError), session.begin_nested():
+            session.execute(insert(_t).values(month=month, used=0))
 
 
 def reserve(*, session: Session, month: str, units: int, limit: int | None) -> bool:

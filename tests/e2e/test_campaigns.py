@@ -236,11 +236,22 @@ class Crash(BaseException):
     """A worker process dying mid-campaign (not an error the send path may catch)."""
 
 
-class CrashingGateway:
+class Delegating:
+    """A gateway that forwards everything to the real one; subclasses change ``send``."""
+
+    def __init__(self, inner: SmsGateway) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CrashingGateway(Delegating):
     """Delegates to the real gateway; dies after ``after`` sends, before or after one is accepted."""
 
     def __init__(self, inner: SmsGateway, after: int, *, accepted: bool) -> None:
-        self.inner, self.after, self.accepted, self.count = inner, after, accepted, 0
+        super().__init__(inner)
+        self.after, self.accepted, self.count = after, accepted, 0
 
     async def send(self, **kw: Any) -> SendResult:
         if self.count >= self.after:
@@ -249,9 +260,6 @@ class CrashingGateway:
             raise Crash
         self.count += 1
         return await self.inner.send(**kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @pytest.mark.parametrize(
@@ -466,18 +474,12 @@ def test_two_concurrent_first_sends_provision_one_number(
         assert s.execute(select(func.count()).select_from(SenderNumber)).scalar_one() == 1
 
 
-class SlowGateway:
+class SlowGateway(Delegating):
     """The real gateway, one second slower per send (a loaded Twilio or a slow network)."""
-
-    def __init__(self, inner: SmsGateway) -> None:
-        self.inner = inner
 
     async def send(self, **kw: Any) -> SendResult:
         await asyncio.sleep(1.0)
         return await self.inner.send(**kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def test_a_slow_live_worker_keeps_its_chunk(
