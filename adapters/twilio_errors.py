@@ -10,7 +10,8 @@ Operations other than ``send()`` raise :class:`GatewayError` subclasses::
     GatewayError                  .error_class, .code, .http_status (message is number-free)
      +-- ProviderUnavailable      retriable failures outlasted the retries, or ambiguous
      +-- ProviderConfigError      FATAL: credentials, account or sender configuration
-     +-- ProviderRejected         REJECTED, OPTED_OUT or NOT_SMS_CAPABLE for this request
+     +-- ProviderRejected         REJECTED, OPTED_OUT, NOT_SMS_CAPABLE or EXPIRED for this
+                                  request
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ class ErrorClass(StrEnum):
     AMBIGUOUS = "ambiguous"
     FATAL = "fatal"
     REJECTED = "rejected"
+    #: The message outstayed its ValidityPeriod in Twilio's queue and was never sent (30036).
+    #: Nobody's fault and nothing to fix: it simply did not go, and is not retried
+    #: automatically (the window it was meant for may have closed).
+    EXPIRED = "expired"
 
 
 _OPTED_OUT, _NOT_CAPABLE = ErrorClass.OPTED_OUT, ErrorClass.NOT_SMS_CAPABLE
 _RETRIABLE, _FATAL = ErrorClass.RETRIABLE, ErrorClass.FATAL
+_EXPIRED = ErrorClass.EXPIRED
 
 #: Twilio error code -> class. HTTP statuses are the fallback for codes not listed here.
 CODE_CLASSES: Final[dict[int, ErrorClass]] = {
@@ -62,6 +68,8 @@ CODE_CLASSES: Final[dict[int, ErrorClass]] = {
     30002: _FATAL,
     30007: _FATAL,
     30034: _FATAL,
+    # queued longer than its ValidityPeriod, so never sent (a delivery status, never a create)
+    30036: _EXPIRED,
 }
 
 

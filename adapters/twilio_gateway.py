@@ -19,6 +19,7 @@ Error taxonomy (the code table is :data:`adapters.twilio_errors.CODE_CLASSES`)::
       21408 21603 21711 30002 30007 30034,               FATAL             fatal
         20003/401/403, 21212 21606
       any other 4xx (21617 body too long, ...)           REJECTED          rejected
+      30036 validity period expired                      EXPIRED           rejected (*)
     transport (aiohttp), before the request was sent:
       ClientConnectorError (refused, DNS)                RETRIABLE         (as above)
       ConnectionTimeoutError (connect timeout)           RETRIABLE
@@ -30,11 +31,37 @@ Error taxonomy (the code table is :data:`adapters.twilio_errors.CODE_CLASSES`)::
       ClientPayloadError (response cut short)            AMBIGUOUS           with find_message()
       ClientOSError (reset mid-request)                  AMBIGUOUS
       2xx whose body cannot be read                      AMBIGUOUS
+    no attempt, because ``not_after`` had passed:
+      before the first attempt                           -                 not_attempted
+      before a retry (after the backoff)                 (the last error)  retriable_exhausted
+
+(*) 30036 is a delivery status: a message that waited in Twilio's queue longer than its
+``ValidityPeriod`` ends ``failed`` with it, and :attr:`ProviderMessage.error_class` reads
+EXPIRED. A create never answers 30036, so ``send()`` has no outcome of its own for it; were
+one ever to, the message certainly did not go and resending it unchanged cannot help, which
+is what ``rejected`` means.
 
 ``send()`` never raises for a provider outcome: it returns a :class:`SendResult`. Reads
 (lists, fetches) retry RETRIABLE and AMBIGUOUS alike (they are idempotent) and raise a
 :class:`~adapters.twilio_errors.GatewayError` subclass when they give up. Retries use bounded
 exponential backoff with jitter (tenacity); the SDK itself never retries.
+
+Validity period: ``send(validity_period_s=N)`` passes Twilio's ``ValidityPeriod``, the
+longest a message may wait in Twilio's queue before Twilio drops it (30036) instead of
+sending it late. Twilio accepts whole seconds from 1 to 36,000 and refuses anything else
+(21624), so the gateway clamps to that range rather than lose the send; ``None`` sends no
+value (Twilio's default, 36,000 s). A value below 1 becomes 1: a caller whose window is
+already closed should not be sending at all.
+
+Fencing: ``send(not_after=T)`` takes a ``time.monotonic()`` deadline after which no attempt
+may start, neither the first nor a retry after its backoff. The send path marks a message
+``sending`` before calling the provider, and once the takeover's in-flight bound has passed
+another worker may reconcile that message against the provider's list and send it again. A
+process that was paused (GC, swap, SIGSTOP, a stalled event loop) and wakes up after that
+must not start a call of its own, or the student gets the text twice. The deadline is
+checked in one place, immediately before each create (after any backoff sleep); it bounds
+when a call may start, not when it ends, so the caller's in-flight bound must exceed
+``not_after`` by at least the HTTP timeout (``twilio_timeout_s``).
 
 One gateway belongs to one event loop (its aiohttp session is created on first use); close
 it with ``await gateway.aclose()`` or ``async with``.
@@ -48,6 +75,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -86,6 +114,8 @@ from domain.masking import mask_phone
 from nudge.settings import Settings
 
 __all__ = [
+    "MAX_VALIDITY_S",
+    "MIN_VALIDITY_S",
     "ErrorClass",
     "GatewayError",
     "ProviderMessage",
@@ -113,6 +143,9 @@ _NO_ENVIRONMENT = {"NUDGE_TWILIO": "settings-only"}
 #: Codes that mean "this number was bought by someone else since we searched".
 _NUMBER_TAKEN = 21422
 _ALREADY_IN_SERVICE = 21710
+#: Twilio's range for ``ValidityPeriod`` (seconds); its default is the maximum.
+MIN_VALIDITY_S = 1
+MAX_VALIDITY_S = 36_000
 
 
 # --- URL rewriting HTTP clients -----------------------------------------------------
@@ -374,8 +407,12 @@ class SendOutcome(StrEnum):
     AMBIGUOUS = "ambiguous"
     FATAL = "fatal"
     REJECTED = "rejected"
+    #: ``not_after`` had passed before the first attempt: nothing reached the provider.
+    NOT_ATTEMPTED = "not_attempted"
 
 
+#: Total over ErrorClass (a test checks it). EXPIRED has no outcome of its own: a create
+#: never answers 30036 (see the taxonomy note in the module docstring).
 _OUTCOME_OF: dict[ErrorClass, SendOutcome] = {
     ErrorClass.OPTED_OUT: SendOutcome.OPTED_OUT,
     ErrorClass.NOT_SMS_CAPABLE: SendOutcome.NOT_SMS_CAPABLE,
@@ -383,6 +420,7 @@ _OUTCOME_OF: dict[ErrorClass, SendOutcome] = {
     ErrorClass.AMBIGUOUS: SendOutcome.AMBIGUOUS,
     ErrorClass.FATAL: SendOutcome.FATAL,
     ErrorClass.REJECTED: SendOutcome.REJECTED,
+    ErrorClass.EXPIRED: SendOutcome.REJECTED,
 }
 
 
@@ -394,6 +432,7 @@ class SendResult:
     ``error_code``/``http_status``/``message`` (numbers masked) describe the last failure
     otherwise. ``requested_at`` (UTC) is when the last attempt started: pass it as
     ``sent_after`` to :meth:`SmsGateway.find_message` to reconcile an ambiguous outcome.
+    With ``not_attempted``, ``attempts`` is 0 and ``requested_at`` is when ``send()`` gave up.
     """
 
     outcome: SendOutcome
@@ -496,9 +535,20 @@ class SmsGateway(Protocol):
     """What the send path, the replies poller and provisioning need from an SMS provider."""
 
     async def send(
-        self, *, to: str, from_: str | None, body: str, messaging_service_sid: str | None = None
+        self,
+        *,
+        to: str,
+        from_: str | None,
+        body: str,
+        messaging_service_sid: str | None = None,
+        validity_period_s: int | None = None,
+        not_after: float | None = None,
     ) -> SendResult:
-        """Send one SMS, retrying retriable failures; never raises for provider outcomes."""
+        """Send one SMS, retrying retriable failures; never raises for provider outcomes.
+
+        ``validity_period_s``: Twilio's ValidityPeriod, clamped to 1..36000 (None: not sent).
+        ``not_after``: a ``time.monotonic()`` deadline; no attempt starts at or after it.
+        """
         ...
 
     async def find_message(
@@ -575,6 +625,34 @@ class _Retry(Exception):
         self.error_class, self.code, self.status, self.msg = error_class, code, status, msg
 
 
+def _exhausted(exc: _Retry, attempts: int, requested_at: datetime) -> SendResult:
+    """Retriable failures outlasted the retries (or the deadline): the last one, as a result."""
+    return SendResult(
+        outcome=SendOutcome.RETRIABLE_EXHAUSTED,
+        requested_at=requested_at,
+        attempts=attempts,
+        error_code=exc.code,
+        http_status=exc.status,
+        message=exc.msg,
+    )
+
+
+def _too_late(last: _Retry | None, attempts: int, requested_at: datetime) -> SendResult:
+    """``not_after`` passed before an attempt could start.
+
+    Before the first attempt nothing was sent. Before a retry, the earlier attempt failed
+    retriably, i.e. certainly did not send: report that failure, as when retries run out.
+    """
+    if last is not None:
+        return _exhausted(last, attempts, requested_at)
+    return SendResult(
+        outcome=SendOutcome.NOT_ATTEMPTED,
+        requested_at=datetime.now(UTC),
+        attempts=0,
+        message="not attempted: the send deadline (not_after) had passed",
+    )
+
+
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     code = getattr(exc, "code", None) or getattr(exc, "status", None)
@@ -642,33 +720,53 @@ class TwilioSmsGateway:
     # --- sending ----------------------------------------------------------------------
 
     async def send(
-        self, *, to: str, from_: str | None, body: str, messaging_service_sid: str | None = None
+        self,
+        *,
+        to: str,
+        from_: str | None,
+        body: str,
+        messaging_service_sid: str | None = None,
+        validity_period_s: int | None = None,
+        not_after: float | None = None,
     ) -> SendResult:
         """Send one SMS; with no ``from_``, through the Messaging Service (argument or
         settings). Retries retriable failures within the policy; never retries ambiguous
-        ones; never raises for provider outcomes."""
+        ones; never raises for provider outcomes.
+
+        ``validity_period_s`` is sent as ``ValidityPeriod``, clamped to 1..36000 (None sends
+        nothing: Twilio's default, 36000). ``not_after`` is a ``time.monotonic()`` deadline:
+        no attempt starts at or after it (see "Fencing" in the module docstring).
+        """
         service = messaging_service_sid
         if service is None and from_ is None:
             service = self._settings.twilio_messaging_service_sid
+        validity = (
+            values.unset
+            if validity_period_s is None
+            else min(max(validity_period_s, MIN_VALIDITY_S), MAX_VALIDITY_S)
+        )
         attempts = 0
         requested_at = datetime.now(UTC)
+        last: _Retry | None = None
 
         async def attempt(number: int) -> SendResult:
-            nonlocal attempts, requested_at
+            nonlocal attempts, requested_at, last
+            # The one deadline check: here, after any backoff, right before the create.
+            if not_after is not None and time.monotonic() >= not_after:
+                return _too_late(last, attempts, requested_at)
             attempts, requested_at = number, datetime.now(UTC)
-            return await self._send_once(to, from_, body, service, number, requested_at)
+            try:
+                return await self._send_once(
+                    to, from_, body, service, validity, number, requested_at
+                )
+            except _Retry as exc:
+                last = exc
+                raise
 
         try:
             result = await self._with_retries(attempt)
         except _Retry as exc:
-            result = SendResult(
-                outcome=SendOutcome.RETRIABLE_EXHAUSTED,
-                requested_at=requested_at,
-                attempts=attempts,
-                error_code=exc.code,
-                http_status=exc.status,
-                message=exc.msg,
-            )
+            result = _exhausted(exc, attempts, requested_at)
         return self._log_result(result, to)
 
     async def _with_retries(self, attempt: Callable[[int], Awaitable[T]]) -> T:
@@ -695,6 +793,7 @@ class TwilioSmsGateway:
         from_: str | None,
         body: str,
         service: str | None,
+        validity: object,
         attempts: int,
         requested_at: datetime,
     ) -> SendResult:
@@ -704,6 +803,7 @@ class TwilioSmsGateway:
                 from_=from_ if from_ is not None else values.unset,
                 body=body,
                 messaging_service_sid=service if service is not None else values.unset,
+                validity_period=validity,
             )
         except (*_PROVIDER_ERRORS, ValueError) as exc:
             if isinstance(exc, ValueError) and not isinstance(exc, _PROVIDER_ERRORS):

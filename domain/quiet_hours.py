@@ -113,6 +113,44 @@ def next_allowed(now_utc: datetime, window: SendingWindow | None, tz: ZoneInfo) 
     raise AssertionError("unreachable: a window opens at least once every day")  # pragma: no cover
 
 
+#: Twilio keeps a queued message at most this long (its ``ValidityPeriod`` maximum).
+MAX_VALIDITY_S = 36_000
+
+
+def window_closes(now_utc: datetime, window: SendingWindow | None, tz: ZoneInfo) -> datetime | None:
+    """When the window open at ``now_utc`` closes (UTC), or ``None`` with no window.
+
+    ``now_utc`` must lie inside the window (:func:`next_allowed` returned ``None``).
+    """
+    if now_utc.tzinfo is None:
+        raise ValueError("now_utc must be a timezone-aware datetime")
+    if window is None:
+        return None
+    local = now_utc.astimezone(tz)
+    day = local.date()
+    if window.crosses_midnight and local.time() >= window.start:
+        day += timedelta(days=1)
+    closes = _opening(day, window.end, tz)
+    if closes <= now_utc:  # only in a fall-back overlap: the second occurrence closes it
+        closes = datetime.combine(day, window.end, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    return closes
+
+
+def validity_seconds(now_utc: datetime, window: SendingWindow | None, tz: ZoneInfo) -> int:
+    """How long a text sent at ``now_utc`` may wait in the provider's queue: until the
+    recipient's window closes, at most :data:`MAX_VALIDITY_S`; 0 when it is closed now.
+
+    The send path passes this as Twilio's ``ValidityPeriod``: a backlog in the provider's
+    queue is then dropped (error 30036) instead of reaching a phone at 2 a.m.
+    """
+    if next_allowed(now_utc, window, tz) is not None:
+        return 0
+    closes = window_closes(now_utc, window, tz)
+    if closes is None:
+        return MAX_VALIDITY_S
+    return max(0, min(MAX_VALIDITY_S, int((closes - now_utc).total_seconds())))
+
+
 def _opening(day: date, start: time, tz: ZoneInfo) -> datetime:
     """The first UTC instant on ``day`` whose local wall-clock time is ``start`` or later."""
     first = datetime.combine(day, start, tzinfo=tz)

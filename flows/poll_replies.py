@@ -11,6 +11,8 @@ apply), allowed regardless of role inside an existing conversation.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,13 +29,12 @@ from models.db import make_engine
 from models.inbound import acquire_lease, conversation_exists, find_person, mark_read, release_lease
 from nudge.settings import Settings, get_settings
 from tasks import replies
+from tasks.outbox import SendEnv
 from tasks.replies import LEASE, PollOptions, as_dict
 from tasks.runtime import run_logger, stepper
-from tasks.send import SendEnv
 
-#: A poll whose lease was not renewed (between steps) for this long is presumed dead, and
-#: the next poll takes over: a killed poller delays replies by at most this much.
-LEASE_TTL_S = 180
+log = logging.getLogger("nudge.poll")
+
 
 #: Keys ``nudge poll --json`` always prints.
 POLL_KEYS = (
@@ -98,6 +99,7 @@ def _poll(
         }
     result: dict[str, Any] = {"errors": []}
     seconds: dict[str, float] = {}
+    keeper = _LeaseKeeper(env)
     try:
         try:
             fetched = step(replies.fetch_inbound)(env, options)
@@ -114,26 +116,30 @@ def _poll(
                 cursor=fetched.cursor_after.isoformat() if fetched.cursor_after else None,
                 **as_dict(stored),
             )
-        except GatewayError as exc:
-            result["errors"].append(f"fetch: {exc}")
-        if not _hold_lease(env):
+        except Exception as exc:  # one failing step never stops the others
+            result["errors"].append(_failed("fetch", exc))
+        if keeper.lost:
             # Another poll took over (this one outlived the lease): it sends the emails.
             result["errors"].append("lease lost to another poll; emails left to it")
             return result
-        notified = step(replies.notify_staff)(env, options)
-        seconds["notify"] = notified.seconds
-        result.update(as_dict(notified))
+        try:
+            notified = step(replies.notify_staff)(env, options)
+            seconds["notify"] = notified.seconds
+            result.update(as_dict(notified))
+        except Exception as exc:
+            result["errors"].append(_failed("notify", exc))
         try:
             result["keyword_replies_sent"] = step(replies.send_keyword_replies)(env, options)
-        except GatewayError as exc:
-            result["errors"].append(f"keyword replies: {exc}")
+        except Exception as exc:
+            result["errors"].append(_failed("keyword replies", exc))
         try:
             statuses = step(replies.refresh_statuses)(env, options)
             seconds["statuses"] = statuses.seconds
             result.update(as_dict(statuses))
-        except GatewayError as exc:
-            result["errors"].append(f"statuses: {exc}")
+        except Exception as exc:
+            result["errors"].append(_failed("statuses", exc))
     finally:
+        keeper.stop()
         with Session(env.engine) as s:
             release_lease(session=s, name=LEASE, holder=env.worker)
         for key in POLL_KEYS:
@@ -151,16 +157,54 @@ def _poll(
     return result
 
 
+def _failed(step: str, exc: Exception) -> str:
+    """An error line for the result (and the run log, with the traceback)."""
+    if isinstance(exc, GatewayError):
+        return f"{step}: {exc}"
+    run_logger().error("poll step %s failed", step, exc_info=exc)
+    return f"{step}: {type(exc).__name__}: {exc}"
+
+
+def lease_ttl(env: SendEnv) -> timedelta:
+    """A poll whose lease was not renewed for this long is presumed dead and the next poll
+    takes over: a killed poller delays replies by at most this much (seconds, not minutes)."""
+    return timedelta(seconds=env.settings.claim_stale_s)
+
+
 def _hold_lease(env: SendEnv) -> bool:
-    """Take or renew this poll's lease (renewed between steps, so a live poll keeps it)."""
+    """Take or renew this poll's lease."""
     with Session(env.engine) as s:
         return acquire_lease(
-            session=s,
-            name=LEASE,
-            holder=env.worker,
-            now=env.now(),
-            ttl=timedelta(seconds=LEASE_TTL_S),
+            session=s, name=LEASE, holder=env.worker, now=env.now(), ttl=lease_ttl(env)
         )
+
+
+class _LeaseKeeper:
+    """Renews the poll's lease from a thread every ``heartbeat_s`` while the poll runs, so a
+    slow step never looks dead and a dead poll is noticed within ``claim_stale_s``."""
+
+    def __init__(self, env: SendEnv) -> None:
+        self.env = env
+        self.lost = False
+        self._stop = threading.Event()
+        interval = min(env.settings.heartbeat_s, env.settings.claim_stale_s / 3)
+        self._thread = threading.Thread(
+            target=self._run, args=(max(interval, 0.05),), name="poll-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                if not _hold_lease(self.env):
+                    self.lost = True
+                    return
+            except Exception:  # a missed renewal is retried next interval
+                log.warning("renewing the poll lease failed; retrying", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @flow(name="poll-replies", log_prints=False)

@@ -1,69 +1,30 @@
 """Deployment entrypoint ``send-campaign``: text a group of students, now or at ``send_at``.
 
 Thin orchestration: plan (``tasks/campaigns.py``), then claim and send chunks until none is
-due (``tasks/send.py``). Any worker may run :func:`work` for the same campaign at the same
-time: chunks are claimed, never shared. The same steps run without Prefect's engine when
-``nudge send`` is used without a Prefect server.
+due (``tasks/worker.py``, one chunk at a time by ``tasks/send.py``). Any worker may run
+:func:`work` for the same campaign at the same time: chunks are claimed, never shared.
+The same steps run without Prefect's engine when ``nudge send`` is used without a Prefect
+server.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from prefect import flow
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from domain.campaign import CampaignRequest
-from models.campaigns import campaign_counts, claim_chunk, claimed_by_others, release_chunk
+from models.campaigns import campaign_summary, settled_percent, start_due_campaigns
 from models.db import make_engine
-from models.messaging import Campaign, Message
-from models.types import utcnow
 from nudge.settings import Settings, get_settings
+from tasks import worker
 from tasks.campaigns import plan_campaign
+from tasks.outbox import SendEnv
 from tasks.runtime import in_prefect_run, run_logger, stepper
-from tasks.send import ChunkReport, Heartbeat, SendEnv, send_chunk
-
-
-@dataclass(slots=True)
-class WorkReport:
-    """What one worker did: chunks passed over, messages sent, where the time went."""
-
-    chunks: int = 0
-    sms_sent: int = 0
-    emails_sent: int = 0
-    fell_back: int = 0
-    stopped: list[str] = field(default_factory=list)
-    seconds_total: float = 0.0
-    seconds_twilio: float = 0.0
-
-    def add(self, chunk: ChunkReport) -> None:
-        """Count one chunk pass."""
-        self.chunks += 1
-        self.sms_sent += chunk.sms_sent
-        self.emails_sent += chunk.emails_sent
-        self.fell_back += chunk.fell_back
-        self.seconds_total += chunk.seconds_total
-        self.seconds_twilio += chunk.seconds_twilio
-        if chunk.stopped:
-            self.stopped.append(chunk.stopped)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready figures."""
-        return {
-            "chunks": self.chunks,
-            "sms_sent": self.sms_sent,
-            "emails_sent": self.emails_sent,
-            "fell_back": self.fell_back,
-            "stopped": self.stopped,
-            "seconds_total": round(self.seconds_total, 3),
-            "seconds_twilio": round(self.seconds_twilio, 3),
-        }
+from tasks.worker import WorkReport
 
 
 class _Progress:
@@ -83,14 +44,8 @@ class _Progress:
             )
 
     def percent(self) -> float:
-        mt = Message.__table__  # type: ignore[attr-defined]
         with Session(self.env.engine) as s:
-            total, open_ = s.execute(
-                select(
-                    func.count(), func.count().filter(mt.c.status.in_(["planned", "sending"]))
-                ).where(mt.c.campaign_id == self.campaign_id)
-            ).one()
-        return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
+            return settled_percent(session=s, campaign_id=self.campaign_id or 0)
 
     def update(self) -> None:
         if self.artifact is not None:
@@ -108,15 +63,10 @@ def work(
     max_chunks: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     poll_s: float = 1.0,
+    only_unattended: bool = False,
 ) -> WorkReport:
-    """Claim due chunks (of one campaign, or of any) and send them until none is left.
-
-    For one campaign, a worker that finds nothing to claim waits while other workers still
-    hold live claims on it: if one of them dies, its chunk becomes claimable once its
-    heartbeat is ``claim_stale_s`` old, and a waiting worker finishes it. ``should_stop`` is
-    checked between chunks (graceful shutdown: finish the chunk in hand, claim no more); a
-    worker interrupted mid-chunk gives the chunk back before it goes.
-    """
+    """Claim and send due chunks until none is left (``tasks/worker.py``), with a progress
+    artifact when a campaign runs as a Prefect flow."""
     if env is None:
         own = SendEnv.from_settings(settings, make_engine(settings.database_url))
         try:
@@ -128,72 +78,41 @@ def work(
                 max_chunks=max_chunks,
                 should_stop=should_stop,
                 poll_s=poll_s,
+                only_unattended=only_unattended,
             )
         finally:
             own.engine.dispose()
-    step = stepper(engine)
-    report = WorkReport()
     progress = _Progress(env, campaign_id)
-    stale = timedelta(seconds=settings.claim_stale_s)
-    while not should_stop() and (max_chunks is None or report.chunks < max_chunks):
-        now = env.now()
-        with Session(env.engine) as s:
-            chunk_id = claim_chunk(
-                session=s,
-                worker=env.worker,
-                now=now,
-                stale_before=now - stale,
-                campaign_id=campaign_id,
-            )
-            held = (
-                0
-                if chunk_id or campaign_id is None
-                else claimed_by_others(
-                    session=s, campaign_id=campaign_id, worker=env.worker, now=now
-                )
-            )
-        if chunk_id is None:
-            if not held:
-                break
-            time.sleep(poll_s)  # another worker is on it; be ready to take over if it dies
-            continue
-        try:
-            # Beat from the moment of the claim: building the gateway or buying the sender's
-            # number must not make this live worker look dead.
-            with Heartbeat(env, chunk_id):
-                report.add(step(send_chunk)(env, chunk_id))
-        except BaseException:
-            # Killed (SIGTERM/Prefect cancellation) or failed mid-chunk: give it back at once;
-            # whatever is left 'sending' is reconciled by the next worker before any resend.
-            with Session(env.engine) as s:
-                release_chunk(
-                    session=s, chunk_id=chunk_id, worker=env.worker, done=False, not_before=None
-                )
-            raise
-        progress.update()
-    return report
+    return worker.work(
+        settings,
+        campaign_id=campaign_id,
+        engine=engine,
+        env=env,
+        max_chunks=max_chunks,
+        should_stop=should_stop,
+        poll_s=poll_s,
+        only_unattended=only_unattended,
+        on_chunk=progress.update,
+    )
 
 
 def campaign_result(
     settings: Settings, campaign_id: int, env: SendEnv | None = None
 ) -> dict[str, Any]:
-    """The stored campaign's status and breakdown."""
+    """The stored campaign's status, breakdown, what is still pending and why, and the
+    emails a crash left undecided (with their Message-IDs, to look up on the mail server)."""
+    from adapters.mailer import message_id_for
+
     engine = env.engine if env else make_engine(settings.database_url)
     try:
         with Session(engine) as s:
-            row = s.get(Campaign, campaign_id)
-            if row is None:
-                raise LookupError(f"no campaign #{campaign_id}")
-            counts = campaign_counts(session=s, campaign_id=campaign_id)
-            return {
-                "campaign_id": campaign_id,
-                "status": row.status,
-                "stop_reason": row.stop_reason,
-                "result": counts,
-            }
+            data = campaign_summary(session=s, campaign_id=campaign_id)
     finally:
         if env is None:
             engine.dispose()
+    for item in data["unknown_emails"]:
+        item["message_id_header"] = message_id_for(item["key"], settings.mail_from)
+    return data
 
 
 def run_campaign(
@@ -207,7 +126,11 @@ def run_campaign(
     request_key: str | None = None,
     created_by: str | None = None,
 ) -> dict[str, Any]:
-    """Plan ``request`` and, unless it is a dry run, scheduled or refused, send it now."""
+    """Plan ``request`` and, unless it is a dry run, scheduled or refused, send it now.
+
+    The result's ``pending`` says how many messages are left and why (quiet hours, a
+    provider outage, in flight); ``nudge send`` exits non-zero when it is not empty.
+    """
     step = stepper(engine)
     outcome = step(plan_campaign)(
         request,
@@ -229,6 +152,7 @@ def run_campaign(
         "email": report.emails_sent,
         "chunks": report.chunks,
     }
+    data["errors"] = report.errors
     if engine and in_prefect_run():
         from prefect.artifacts import create_table_artifact
 
@@ -259,8 +183,9 @@ def fan_out(campaign_id: int, runs: int) -> list[str]:
     """Ask the work pool for ``runs`` more ``campaign-worker`` runs on this campaign.
 
     Only meaningful when deployed: each run claims chunks, and any worker of the pool may
-    pick it up. Outside a deployment (or when the deployment is missing) nothing happens and
-    this run sends everything itself.
+    pick it up (the README's worker settings spread them over the workers). Outside a
+    deployment (or when the deployment is missing) nothing happens and this run sends
+    everything itself.
     """
     from prefect.deployments import run_deployment
 
@@ -290,47 +215,31 @@ def campaign_worker(campaign_id: int | None = None) -> dict[str, Any]:
     return work(get_settings(), campaign_id=campaign_id, engine=True).as_dict()
 
 
-def due_scheduled(settings: Settings, env: SendEnv | None = None) -> list[int]:
-    """Start scheduled campaigns whose ``send_at`` has come (atomically, once each)."""
-    engine = env.engine if env else make_engine(settings.database_url)
-    try:
-        return _start_due(engine)
-    finally:
-        if env is None:
-            engine.dispose()
-
-
-def _start_due(engine: Any) -> list[int]:
-    from sqlalchemy import update
-
-    ct = Campaign.__table__  # type: ignore[attr-defined]
-    now = utcnow()
-    started: list[int] = []
-    with Session(engine) as s:
-        for (campaign_id,) in s.execute(
-            select(ct.c.id).where(ct.c.status == "scheduled", ct.c.send_at <= now)
-        ).all():
-            won = s.execute(
-                update(ct)
-                .where(ct.c.id == campaign_id, ct.c.status == "scheduled")
-                .values(status="sending", started_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            if won:
-                started.append(int(campaign_id))
-        s.commit()
-    return started
-
-
 def run_dispatch(
     settings: Settings, *, engine: bool = False, env: SendEnv | None = None
 ) -> dict[str, Any]:
-    """Start due scheduled campaigns, then send every due chunk (deferred ones included)."""
-    started = due_scheduled(settings, env)
-    report = work(settings, engine=engine, env=env)
+    """Start due scheduled campaigns (fanning out like ``send-campaign`` when deployed),
+    then send what no live worker is on: abandoned chunks, deferred messages now due, and
+    the campaigns just started. ``dispatch-due`` never joins a campaign whose own workers
+    are sending it: the number of workers on a campaign does not depend on timing."""
+    owned = env is None
+    env = env or SendEnv.from_settings(settings, make_engine(settings.database_url))
+    try:
+        with Session(env.engine) as s:
+            started = start_due_campaigns(session=s, now=env.now())
+            s.commit()
+        if engine and settings.campaign_fanout > 1:
+            for campaign_id in started:
+                fan_out(campaign_id, settings.campaign_fanout - 1)
+        report = work(settings, engine=engine, env=env, only_unattended=True)
+    finally:
+        if owned:
+            env.engine.dispose()
     return {
         "started": started,
         "chunks": report.chunks,
         "sms_sent": report.sms_sent,
         "emails_sent": report.emails_sent,
         "stopped": report.stopped,
+        "errors": report.errors,
     }

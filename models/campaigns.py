@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlmodel import Session, col
 
 from domain.campaign import PlannedRecipient, StoredConsent
+from domain.outbox import OPEN, REACHED_PROVIDER, CampaignStatus, Kind, Status, values
 from domain.roles import RoleFilter
 from domain.routing import Channel
 from models.consent import INSTITUTION, Consent
@@ -26,6 +27,7 @@ from models.messaging import (
     SendChunk,
     SenderNumber,
 )
+from models.outbox import email_body, email_subject
 from models.people import Person
 from models.people_sync import chunked
 from models.roles import DynamicRole, RoleGrant
@@ -35,10 +37,8 @@ chunk_t = SendChunk.__table__  # type: ignore[attr-defined]
 campaign_t = Campaign.__table__  # type: ignore[attr-defined]
 consent_t = Consent.__table__  # type: ignore[attr-defined]
 
-#: An SMS in one of these states reached (or is reaching) Twilio.
+#: An SMS in one of these states was handed to Twilio (a reply may answer it).
 SENT_STATES = ("sent", "delivered", "undelivered", "failed")
-#: States in which a message still has work to do.
-OPEN_STATES = ("planned", "sending")
 
 
 def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
@@ -98,7 +98,7 @@ def texted_numbers(
                 select(message_t.c.to_addr).where(
                     message_t.c.from_addr == sender_e164,
                     message_t.c.channel == "sms",
-                    message_t.c.status.in_([*SENT_STATES, "sending"]),
+                    message_t.c.status.in_(values(REACHED_PROVIDER)),
                     message_t.c.to_addr.in_(list(batch)),
                 )
             ).scalars()
@@ -112,14 +112,6 @@ def texted_numbers(
             ).scalars()
         )
     return seen
-
-
-def email_body(body: str, sender_name: str) -> str:
-    """The email version of a text: the same words, signed, saying why it is an email."""
-    return (
-        f"{body}\n\n— {sender_name}\n\n"
-        "(You are receiving this by email because we could not send it to you by text.)"
-    )
 
 
 def insert_plan(
@@ -139,7 +131,7 @@ def insert_plan(
     """
     assert campaign.id is not None  # noqa: S101 - the campaign row was flushed
     order = sorted(planned, key=lambda p: (p.decision.send_at or now, p.member.id))
-    subject = f"Message from {sender_name}"
+    subject = email_subject(sender_name)
     rows: list[tuple[int, list[dict[str, Any]]]] = []  # (chunk seq, messages)
     skipped: list[dict[str, Any]] = []
     seq, in_chunk = 0, 0
@@ -184,13 +176,14 @@ def insert_plan(
                 }
             )
             continue
+        status = (Status.DEFERRED if d.send_at is not None else Status.PLANNED).value
         if item.notice is not None and item.notice_segments is not None:
             messages.append(
                 {
                     **base,
-                    "kind": "opt_in_notice",
+                    "kind": Kind.OPT_IN_NOTICE.value,
                     "channel": "sms",
-                    "status": "planned",
+                    "status": status,
                     "reason": d.reason.value,
                     "to_addr": m.sms_e164,
                     "body": item.notice,
@@ -204,7 +197,7 @@ def insert_plan(
                 **base,
                 "kind": kind,
                 "channel": "sms",
-                "status": "planned",
+                "status": status,
                 "reason": d.reason.value,
                 "to_addr": m.sms_e164,
                 "body": item.body,
@@ -273,104 +266,6 @@ def _normalise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: row.get(k, defaults.get(k)) for k in _MESSAGE_KEYS} for row in rows]
 
 
-def claim_chunk(
-    *,
-    session: Session,
-    worker: str,
-    now: datetime,
-    stale_before: datetime,
-    campaign_id: int | None = None,
-) -> int | None:
-    """Claim one due chunk of a sending campaign (or a stale claim of a dead worker).
-
-    PostgreSQL skips rows another worker has locked (``FOR UPDATE SKIP LOCKED``); on SQLite
-    the conditional UPDATE is the arbiter (writers are serialised). Commits the claim.
-    """
-    due = or_(chunk_t.c.not_before.is_(None), chunk_t.c.not_before <= now)
-    claimable = or_(
-        chunk_t.c.status == "pending",
-        and_(chunk_t.c.status == "claimed", chunk_t.c.heartbeat_at < stale_before),
-    )
-    stmt = (
-        select(chunk_t.c.id)
-        .select_from(chunk_t.join(campaign_t, campaign_t.c.id == chunk_t.c.campaign_id))
-        .where(campaign_t.c.status == "sending", claimable, due)
-        .order_by(chunk_t.c.campaign_id, chunk_t.c.seq)
-        .limit(1)
-    )
-    if campaign_id is not None:
-        stmt = stmt.where(chunk_t.c.campaign_id == campaign_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=chunk_t)
-    for _ in range(5):
-        chunk_id = session.execute(stmt).scalar_one_or_none()
-        if chunk_id is None:
-            session.commit()
-            return None
-        won = session.execute(
-            update(chunk_t)
-            .where(chunk_t.c.id == chunk_id, claimable)
-            .values(status="claimed", claimed_by=worker, claimed_at=now, heartbeat_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        session.commit()
-        if won:
-            return int(chunk_id)
-    return None
-
-
-def claimed_by_others(*, session: Session, campaign_id: int, worker: str, now: datetime) -> int:
-    """Chunks of the campaign another worker holds right now (live or not yet stale)."""
-    return int(
-        session.execute(
-            select(func.count()).where(
-                chunk_t.c.campaign_id == campaign_id,
-                chunk_t.c.status == "claimed",
-                chunk_t.c.claimed_by != worker,
-            )
-        ).scalar_one()
-    )
-
-
-def heartbeat(*, session: Session, chunk_id: int, worker: str, now: datetime) -> bool:
-    """Refresh a claim; False if another worker took the chunk over (stop working on it)."""
-    kept = session.execute(
-        update(chunk_t)
-        .where(
-            chunk_t.c.id == chunk_id, chunk_t.c.claimed_by == worker, chunk_t.c.status == "claimed"
-        )
-        .values(heartbeat_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    session.commit()
-    return bool(kept)
-
-
-def release_chunk(
-    *, session: Session, chunk_id: int, worker: str, done: bool, not_before: datetime | None
-) -> None:
-    """Give a claimed chunk back: done, or pending again (optionally not before a time)."""
-    session.execute(
-        update(chunk_t)
-        .where(chunk_t.c.id == chunk_id, chunk_t.c.claimed_by == worker)
-        .values(
-            status="done" if done else "pending",
-            not_before=not_before,
-            claimed_by=None if not done else worker,
-        )
-    )
-    session.commit()
-
-
-def open_chunks(*, session: Session, campaign_id: int) -> int:
-    """Chunks of the campaign not finished yet (pending or claimed)."""
-    return int(
-        session.execute(
-            select(func.count()).where(
-                chunk_t.c.campaign_id == campaign_id, chunk_t.c.status != "done"
-            )
-        ).scalar_one()
-    )
-
-
 def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
     """The campaign's breakdown: by channel and status, by reason, and totals."""
     rows = session.execute(
@@ -389,7 +284,7 @@ def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
     recipients: Counter[str] = Counter()
     notices = 0
     for kind, channel, status, reason, count in rows:
-        if kind == "opt_in_notice":
+        if kind == Kind.OPT_IN_NOTICE:
             notices += count if status in SENT_STATES else 0
             continue
         by_status[f"{channel}:{status}"] += count
@@ -451,3 +346,87 @@ def ensure_auto_consent(*, session: Session, numbers: Iterable[str], now: dateti
             at=now,
         )
     return len(fresh)
+
+
+def settled_percent(*, session: Session, campaign_id: int) -> float:
+    """Share of the campaign's messages no longer open (the progress artifact)."""
+    total, open_ = session.execute(
+        select(func.count(), func.count().filter(message_t.c.status.in_(values(OPEN)))).where(
+            message_t.c.campaign_id == campaign_id
+        )
+    ).one()
+    return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
+
+
+def start_due_campaigns(*, session: Session, now: datetime) -> list[int]:
+    """Start scheduled campaigns whose ``send_at`` has come (atomically, once each)."""
+    started: list[int] = []
+    for (campaign_id,) in session.execute(
+        select(campaign_t.c.id).where(
+            campaign_t.c.status == CampaignStatus.SCHEDULED.value, campaign_t.c.send_at <= now
+        )
+    ).all():
+        won = session.execute(
+            update(campaign_t)
+            .where(
+                campaign_t.c.id == campaign_id,
+                campaign_t.c.status == CampaignStatus.SCHEDULED.value,
+            )
+            .values(status=CampaignStatus.SENDING.value, started_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        if won:
+            started.append(int(campaign_id))
+    return started
+
+
+def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
+    """A stored campaign as ``campaigns show`` prints it: status, breakdown, what is still
+    pending and why, and emails whose delivery a crash left unknown (raises LookupError)."""
+    from models.outbox import pending, unknown_emails
+
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise LookupError(f"no campaign #{campaign_id}")
+    return {
+        "campaign_id": campaign_id,
+        "status": row.status,
+        "stop_reason": row.stop_reason,
+        "refused_reason": row.refused_reason,
+        "result": campaign_counts(session=session, campaign_id=campaign_id),
+        "pending": pending(session=session, campaign_id=campaign_id).as_dict(),
+        "unknown_emails": [
+            {"message_id": r.id, "to": r.to_addr, "key": r.key}
+            for r in unknown_emails(session=session, campaign_id=campaign_id)
+        ],
+    }
+
+
+def cancel_scheduled(*, session: Session, campaign_id: int, now: datetime) -> str:
+    """Cancel a scheduled campaign before it starts (its messages end ``skipped``,
+    ``cancelled``); returns the new status, raises LookupError/ValueError otherwise."""
+    from models.outbox import move
+
+    done = session.execute(
+        update(campaign_t)
+        .where(
+            campaign_t.c.id == campaign_id,
+            campaign_t.c.status == CampaignStatus.SCHEDULED.value,
+        )
+        .values(status=CampaignStatus.CANCELLED.value, finished_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if done:
+        ids = session.execute(
+            select(message_t.c.id).where(message_t.c.campaign_id == campaign_id)
+        ).scalars()
+        move(session=session, ids=list(ids), to=Status.SKIPPED, now=now, reason="cancelled")
+        session.execute(
+            update(chunk_t).where(chunk_t.c.campaign_id == campaign_id).values(status="done")
+        )
+        return CampaignStatus.CANCELLED.value
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise LookupError(f"no campaign #{campaign_id}")
+    raise ValueError(
+        f"campaign #{campaign_id} is {row.status}: only a scheduled campaign can be "
+        "cancelled before it starts"
+    )

@@ -11,8 +11,9 @@ The invariants that make "nothing lost, nothing counted twice" hold:
   they change consent, even when two polls race.
 * The poll cursor is written in the same transaction as the batch it covers: it can never
   be ahead of what is stored.
-* ``notified`` is set only for replies whose email the mailer accepted; the rest are picked up
-  again by the next poll.
+* Each reply's notification email is an outbox row created in the same transaction as the
+  reply (``models/outbox.enqueue``, unique per reply): it is sent exactly once however often
+  polls run or crash; ``notified`` turns true when the mail server accepted it.
 
 Bulk reads take IN lists in slices (``chunked``) so 10,000 messages cost a handful of queries.
 """
@@ -234,24 +235,25 @@ def answered_message(thread: Sequence[Outbound], received_at: datetime) -> Outbo
     return found
 
 
-def insert_inbound(*, session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert inbound rows, skipping any sid already stored; returns the sids inserted.
+def insert_inbound(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert inbound rows, skipping any sid already stored; returns the sids inserted,
+    with their row ids.
 
     ``ON CONFLICT DO NOTHING ... RETURNING`` (SQLite and PostgreSQL): a sid another poll
     stored meanwhile is neither an error nor returned.
     """
     if not rows:
-        return set()
+        return {}
     dialect = session.get_bind().dialect.name
     maker = pg_insert if dialect == "postgresql" else sqlite_insert
-    inserted: set[str] = set()
+    inserted: dict[str, int] = {}
     for batch in chunked(list(rows), 1000):
         stmt = (
             maker(inbound_t)
             .on_conflict_do_nothing(index_elements=["provider_sid"])
-            .returning(inbound_t.c.provider_sid)
+            .returning(inbound_t.c.provider_sid, inbound_t.c.id)
         )
-        inserted.update(session.execute(stmt, list(batch)).scalars())
+        inserted.update({str(sid): int(rid) for sid, rid in session.execute(stmt, list(batch))})
     return inserted
 
 
@@ -283,8 +285,11 @@ def _name(first: str | None, preferred: str | None, last: str | None, fallback: 
     return " ".join(p for p in (given, (last or "").strip()) if p) or fallback
 
 
-def pending_notifications(*, session: Session, limit: int) -> list[PendingReply]:
-    """Replies (not keywords) to a staff member's number not yet emailed, oldest first."""
+def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[PendingReply]:
+    """What the notification email of each of these replies shows (replies to a staff
+    member's number, keywords aside), oldest first."""
+    if not inbound_ids:
+        return []
     staff = aliased(person_t, name="staff")
     student = aliased(person_t, name="student")
     original = aliased(message_t, name="original")
@@ -315,12 +320,11 @@ def pending_notifications(*, session: Session, limit: int) -> list[PendingReply]
             .outerjoin(original, original.c.id == inbound_t.c.in_reply_to_id)
         )
         .where(
-            inbound_t.c.notified.is_(False),
+            inbound_t.c.id.in_(sorted(set(inbound_ids))),
             inbound_t.c.keyword == "none",
             inbound_t.c.staff_person_id.is_not(None),
         )
         .order_by(inbound_t.c.received_at, inbound_t.c.id)
-        .limit(limit)
     ).all()
     pending: list[PendingReply] = []
     for r in rows:
@@ -363,74 +367,6 @@ def pending_notifications(*, session: Session, limit: int) -> list[PendingReply]
             )
         )
     return pending
-
-
-def mark_notified(*, session: Session, ids: Sequence[int]) -> None:
-    """Record that these replies' email was handed over."""
-    for batch in chunked(sorted(set(ids))):
-        session.execute(
-            update(inbound_t).where(inbound_t.c.id.in_(list(batch))).values(notified=True)
-        )
-
-
-def count_unnotified(*, session: Session) -> int:
-    """Replies to a staff member's number whose email has not been handed over yet."""
-    return int(
-        session.execute(
-            select(func.count()).where(
-                inbound_t.c.notified.is_(False),
-                inbound_t.c.keyword == "none",
-                inbound_t.c.staff_person_id.is_not(None),
-            )
-        ).scalar_one()
-    )
-
-
-# --- keyword confirmations -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PendingKeyword:
-    """A keyword message whose own confirmation nudge still has to send."""
-
-    id: int
-    provider_sid: str
-    from_e164: str
-    to_e164: str
-    keyword: str
-    person_id: int | None
-
-
-def pending_keyword_replies(
-    *, session: Session, since: datetime, limit: int
-) -> list[PendingKeyword]:
-    """Keyword messages received since ``since`` that still await nudge's own reply."""
-    rows = session.execute(
-        select(
-            inbound_t.c.id,
-            inbound_t.c.provider_sid,
-            inbound_t.c.from_e164,
-            inbound_t.c.to_e164,
-            inbound_t.c.keyword,
-            inbound_t.c.person_id,
-        )
-        .where(
-            inbound_t.c.handled.is_(False),
-            inbound_t.c.keyword != "none",
-            inbound_t.c.received_at >= since,
-        )
-        .order_by(inbound_t.c.received_at, inbound_t.c.id)
-        .limit(limit)
-    ).all()
-    return [PendingKeyword(*r) for r in rows]
-
-
-def mark_handled(*, session: Session, ids: Sequence[int]) -> None:
-    """Record that everything these inbound messages asked for is done."""
-    for batch in chunked(sorted(set(ids))):
-        session.execute(
-            update(inbound_t).where(inbound_t.c.id.in_(list(batch))).values(handled=True)
-        )
 
 
 # --- delivery status --------------------------------------------------------------------
@@ -798,7 +734,6 @@ __all__ = [
     "ConsentTarget",
     "Conversation",
     "Outbound",
-    "PendingKeyword",
     "PendingReply",
     "SentSms",
     "acquire_lease",
@@ -806,22 +741,18 @@ __all__ = [
     "consent_target",
     "consent_trail",
     "conversation_exists",
-    "count_unnotified",
     "current_consents",
     "find_person",
     "inbox",
     "insert_inbound",
     "institution_consent",
     "known_sids",
-    "mark_handled",
-    "mark_notified",
     "mark_read",
     "outbound_threads",
-    "pending_keyword_replies",
-    "pending_notifications",
     "people_by_number",
     "read_cursor",
     "release_lease",
+    "replies_to_notify",
     "resolve_review",
     "sender_owners",
     "sms_awaiting_status",

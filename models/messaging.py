@@ -73,6 +73,10 @@ class Campaign(SQLModel, table=True):
     stop_reason: str | None = Field(default=None)
     request_key: str | None = Field(default=None, max_length=200)
     created_by: str | None = Field(default=None, max_length=200)
+    conversation: bool = Field(
+        default=False,
+        description="A reply inside an existing conversation (allowed regardless of role).",
+    )
     counts: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
     )
@@ -96,8 +100,15 @@ class SendChunk(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16, description="pending | claimed | done")
     not_before: datetime | None = _ts()
     claimed_by: str | None = Field(default=None, max_length=200)
+    claim_token: str | None = Field(
+        default=None,
+        max_length=240,
+        description="Fencing token of the current claim: marking a message `sending` needs it.",
+    )
     claimed_at: datetime | None = _ts()
     heartbeat_at: datetime | None = _ts()
+    failures: int = Field(default=0, description="Passes that ended in an unexpected error.")
+    last_error: str | None = Field(default=None, max_length=500)
 
 
 class Message(SQLModel, table=True):
@@ -107,7 +118,9 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "person_id", "kind", name="uq_message_idempotency"),
         UniqueConstraint("provider_sid", name="uq_message_provider_sid"),
+        UniqueConstraint("outbox_key", name="uq_message_outbox_key"),
         Index("ix_message_chunk", "chunk_id", "status"),
+        Index("ix_message_loose", "kind", "status"),
         Index("ix_message_status", "status", "channel"),
         Index("ix_message_conversation", "from_addr", "to_addr"),
     )
@@ -116,9 +129,9 @@ class Message(SQLModel, table=True):
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     person_id: int | None = Field(default=None, foreign_key="person.id")
     chunk_id: int | None = Field(default=None, foreign_key="send_chunk.id")
-    kind: str = Field(max_length=20, description="opt_in_notice | campaign | reply | keyword_reply")
+    kind: str = Field(max_length=20, description="domain.outbox.Kind")
     channel: str = Field(max_length=8, description="sms | email")
-    status: str = Field(default="planned", max_length=20)
+    status: str = Field(default="planned", max_length=20, description="domain.outbox.Status")
     reason: str | None = Field(default=None, max_length=60)
     to_addr: str | None = Field(default=None, max_length=320)
     from_addr: str | None = Field(default=None, max_length=320)
@@ -133,6 +146,18 @@ class Message(SQLModel, table=True):
     error_message: str | None = Field(default=None, max_length=500)
     attempts: int = Field(default=0)
     send_after: datetime | None = _ts()
+    outbox_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Idempotency key of a message outside campaigns (notification, alert, ...).",
+    )
+    inbound_id: int | None = Field(
+        default=None, description="The inbound message this one answers or reports."
+    )
+    claim_token: str | None = Field(
+        default=None, max_length=240, description="Who marked it `sending` (fencing)."
+    )
+    marked_at: datetime | None = _ts()
     created_at: datetime = _now_ts()
     updated_at: datetime = _now_ts()
     sent_at: datetime | None = _ts()
@@ -167,6 +192,16 @@ class InboundMessage(SQLModel, table=True):
     notified: bool = Field(default=False)
     read_at: datetime | None = _ts()
     created_at: datetime = _now_ts()
+
+
+class PaceSlot(SQLModel, table=True):
+    """The next free send slot of one pace key (an account or a sender number), shared by
+    every worker process: one atomic UPDATE hands out slots ``1/rate`` seconds apart."""
+
+    __tablename__ = "pace_slot"
+
+    key: str = Field(primary_key=True, max_length=80)
+    next_at: float = Field(default=0.0, description="Epoch seconds of the next free slot.")
 
 
 class QuotaLedger(SQLModel, table=True):

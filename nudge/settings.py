@@ -59,11 +59,24 @@ class Settings(BaseSettings):
     sender_mps: float = Field(default=10.0, gt=0, description="Messages/s per sender number.")
     account_mps: float = Field(default=100.0, gt=0, description="Messages/s for the account.")
     chunk_size: int = Field(default=200, ge=1, le=5000, description="Messages per send chunk.")
-    claim_stale_s: float = Field(
-        default=120.0,
+    heartbeat_s: float = Field(
+        default=3.0,
         gt=0,
-        description="A chunk claim without a heartbeat for this long belongs to a dead worker "
-        "and may be taken over (keep it above the Twilio timeout times the retries).",
+        description="How often a worker refreshes its chunk claims (and a poller its lease).",
+    )
+    claim_stale_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A claim without a heartbeat for this long belongs to a dead worker and "
+        "is taken over (a few missed heartbeats; claims of a process of this host that no "
+        "longer exists are taken over at once).",
+    )
+    send_deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A message marked `sending` is handed to the provider within this many "
+        "seconds or not at all; after it plus the call timeout, another worker may reconcile "
+        "and resend it (fencing).",
     )
     chunk_rate_limit: str | None = Field(
         default=None,

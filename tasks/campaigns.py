@@ -14,7 +14,6 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import update
 
 from domain.audience import AudienceFilter
 from domain.campaign import (
@@ -31,6 +30,7 @@ from domain.routing import PermissionPolicy, SenderFacts, check_sender
 from domain.templates import TemplateError, parse_template
 from models.audience import AudienceMember, resolve_audience
 from models.campaigns import (
+    cancel_scheduled,
     consents_for,
     dynamic_roles,
     granted_roles,
@@ -221,6 +221,7 @@ def plan_campaign(
                 refused_reason=outcome.refused_reason,
                 request_key=request_key,
                 created_by=created_by,
+                conversation=is_reply,
                 counts=outcome.summary.as_dict(),
                 started_at=None if scheduled or outcome.refused_reason else now,
             )
@@ -300,29 +301,7 @@ def cancel_campaign(settings: Settings, campaign_id: int) -> str:
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
-            table = Campaign.__table__  # type: ignore[attr-defined]
-            done = session.execute(
-                update(table)
-                .where(table.c.id == campaign_id, table.c.status == "scheduled")
-                .values(status="cancelled", finished_at=utcnow())
-            ).rowcount  # type: ignore[attr-defined]
-            if done:
-                from models.messaging import Message
-
-                mt = Message.__table__  # type: ignore[attr-defined]
-                session.execute(
-                    update(mt)
-                    .where(mt.c.campaign_id == campaign_id, mt.c.status == "planned")
-                    .values(status="skipped", reason="cancelled", updated_at=utcnow())
-                )
-                return "cancelled"
-            row = session.get(Campaign, campaign_id)
-            if row is None:
-                raise LookupError(f"no campaign #{campaign_id}")
-            raise ValueError(
-                f"campaign #{campaign_id} is {row.status}: only a scheduled campaign can be "
-                "cancelled before it starts"
-            )
+            return cancel_scheduled(session=session, campaign_id=campaign_id, now=utcnow())
     finally:
         engine.dispose()
 

@@ -1,52 +1,75 @@
-"""Strict message pacing within one process: never faster than N messages per second.
+"""Pacing that holds across every worker process: per sender number and per account.
 
-Why not aiolimiter: its limiters belong to one event loop (each chunk runs in its own loop)
-and a leaky bucket lets a burst of ``max_rate`` through at the start, which would overshoot
-a per-number limit at every chunk boundary. A pacer hands out start times ``1/rate`` apart
-on the monotonic clock, shared by every loop of the process; it is a dozen lines.
-Across processes, chunks are paced by Prefect's ``rate_limit`` (see ``tasks/send.py``).
+Slots come from the pace ledger in nudge's own database (``models/pacing.py``): one atomic
+UPDATE per group of sends hands out start times ``1/rate`` apart, and every worker — on
+this machine or another, on PostgreSQL — draws from the same row, so two workers sending
+for one number share its rate instead of doubling it. A send waits for the later of its
+account slot and its sender slot, and never starts before it.
+
+Why a ledger row rather than a library: Prefect's global concurrency limits with slot decay
+admit a burst of ``limit`` slots at once and cost an API round trip per acquisition;
+pyrate-limiter's PostgreSQL bucket keeps a sliding-window log behind an exclusive table
+lock taken with NOWAIT (contending workers are refused and must poll) and also admits a
+window's worth at once; a Redis limiter would add a service the small deployment does not
+have. Twilio queues each number at its MPS, so what matters is spacing, which a GCRA-style
+"next free slot" row gives with one statement and no new dependency.
+
+Sends are paced at :data:`PACE_SHARE` of the configured rate: a send starts at its slot
+but reaches the provider a few milliseconds later, and a little headroom keeps that jitter
+from ever pushing one second over the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine
+
+from models.pacing import reserve_slots
+
+#: Share of the configured rate nudge paces at (headroom for network jitter).
+PACE_SHARE = 0.95
 
 
-class Pacer:
-    """Hands out send slots no closer than ``1 / rate`` seconds apart."""
-
-    def __init__(self, rate: float) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Book the next slot; returns how long to wait for it (seconds, >= 0)."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            return slot - now
-
-    async def wait(self) -> None:
-        """Wait for the next slot."""
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+def interval(rate: float) -> float:
+    """Seconds between two sends at ``rate`` messages per second (with the headroom)."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    return 1.0 / (rate * PACE_SHARE)
 
 
-_PACERS: dict[tuple[str, float], Pacer] = {}
-_PACERS_LOCK = threading.Lock()
+class SharedPacer:
+    """Hands out send times for a group of sends, on every key at once (the account and a
+    sender number): each send's time is the latest of its slots."""
+
+    def __init__(self, engine: Engine, keys: Sequence[tuple[str, float]]) -> None:
+        self.engine = engine
+        self.keys = [(key, interval(rate)) for key, rate in keys]
+
+    def reserve(self, count: int) -> list[float]:
+        """Reserve ``count`` sends; returns their start times on ``time.monotonic()``."""
+        if count <= 0:
+            return []
+        times = [0.0] * count
+        for key, step in self.keys:
+            reservation = reserve_slots(engine=self.engine, key=key, count=count, interval=step)
+            base = time.monotonic()
+            for index, offset in enumerate(reservation.offsets()):
+                times[index] = max(times[index], base + offset)
+        return times
+
+    def span(self, count: int) -> float:
+        """Seconds ``count`` sends take at the slowest of the keys' rates."""
+        return max((step * count for _key, step in self.keys), default=0.0)
 
 
-def pacer(key: str, rate: float) -> Pacer:
-    """The process-wide pacer for ``key`` (an account or a sender number) at ``rate``/s."""
-    with _PACERS_LOCK:
-        found = _PACERS.get((key, rate))
-        if found is None:
-            found = _PACERS[(key, rate)] = Pacer(rate)
-        return found
+async def wait_until(moment: float) -> None:
+    """Sleep until ``moment`` on ``time.monotonic()`` (at once if it has passed)."""
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+__all__ = ["PACE_SHARE", "SharedPacer", "interval", "wait_until"]

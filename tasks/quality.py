@@ -29,7 +29,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from adapters.mailer import Email, make_mailer
+from adapters.mailer import Email
 from domain.config import SmsConfig
 from domain.quality import (
     HEADLINE_KEYS,
@@ -527,7 +527,12 @@ def write_outputs(report: Report) -> dict[str, Any]:
 
 @task(name="quality-record", cache_policy=NO_CACHE)
 def record(settings: Settings, report: Report) -> int:
-    """Store the run's figures for the trend; returns the QualityRun id."""
+    """Store the run's figures for the trend and, on an alert, its emails to
+    ``settings.alert_emails`` in the outbox (same transaction: each is sent exactly once);
+    returns the QualityRun id."""
+    from models.outbox import enqueue
+    from tasks.outbox import alert_rows
+
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -539,6 +544,18 @@ def record(settings: Settings, report: Report) -> int:
                 report_dir=str(report.folder),
             )
             run_id = run.id or 0
+            if report.alert.alert:
+                sample = alert_email(report, "")
+                enqueue(
+                    session=session,
+                    rows=alert_rows(
+                        key=f"quality:{run_id}",
+                        recipients=settings.alert_emails,
+                        subject=sample.subject,
+                        body=sample.body,
+                        now=report.at,
+                    ),
+                )
     finally:
         engine.dispose()
     return run_id
@@ -633,13 +650,27 @@ def notify(settings: Settings, report: Report) -> dict[str, Any]:
         outcome["event_emitted"] = emit_alert_event(report)
     else:
         log.info("no Prefect API configured: alert event %s skipped", ALERT_EVENT)
-    recipients = [a for a in settings.alert_emails if a.strip()]
-    if recipients:
-        results = make_mailer(settings).send_many([alert_email(report, to) for to in recipients])
-        outcome["alert_emails_sent"] = sum(1 for r in results if r.ok)
-        outcome["alert_email_errors"] = [str(r.error) for r in results if r.error is not None]
+    if any(a.strip() for a in settings.alert_emails):
+        from domain.outbox import Kind
+        from tasks.outbox import SendEnv, deliver_loose
+
+        env = SendEnv.from_settings(settings, make_engine(settings.database_url))
+        try:
+            sent = deliver_loose(env, kinds=[Kind.ALERT]).emails
+        finally:
+            env.engine.dispose()
+        outcome["alert_emails_sent"] = sent.sent
+        if sent.failed:
+            outcome["alert_email_errors"].append(
+                f"{sent.failed} alert emails refused for good: {sent.last_error}"
+            )
+        if sent.retry:
+            outcome["alert_email_errors"].append(
+                f"{sent.retry} alert emails not sent yet ({sent.last_error}); "
+                "retried by the next run of dispatch-due"
+            )
         for error in outcome["alert_email_errors"]:
-            log.warning("alert email not sent: %s", error)
+            log.warning("alert email: %s", error)
     return outcome
 
 

@@ -10,12 +10,15 @@ One poll, in the order ``flows/poll_replies.py`` writes once:
 2. **store** (:func:`store_inbound`), one transaction: insert each inbound message once
    (unique sid), matched to the student by From, to the staff member by To, threaded to the
    SMS it answers; apply carrier keywords (STOP/START in the configured opt-out scope, HELP
-   recorded) and revocation phrases (flag + review pause); move the cursor. A crash before
-   the commit leaves nothing behind and the next poll fetches the same messages again.
-3. **notify** (:func:`notify_staff`): one email per staff member with their new replies;
-   ``notified`` is set only for emails the mailer accepted, so failures are retried.
-4. **keyword replies** (:func:`send_keyword_replies`): nudge's own STOP/START/HELP answers,
-   only when ``SmsConfig.keyword_replies`` is on (Twilio answers them itself).
+   recorded) and revocation phrases (flag + review pause); put what the reply asks for in
+   the outbox (the staff member's notification email; nudge's own keyword answer when
+   ``SmsConfig.keyword_replies`` is on); move the cursor. A crash before the commit leaves
+   nothing behind and the next poll fetches the same messages again; after it, the outbox
+   rows exist exactly once.
+3. **notify** (:func:`notify_staff`): send the waiting notification emails through the
+   outbox, one per reply, each marked, sent and recorded on its own (exactly once).
+4. **keyword replies** (:func:`send_keyword_replies`): send nudge's own keyword answers
+   waiting in the outbox (Twilio answers keywords itself unless that is configured).
 5. **statuses** (:func:`refresh_statuses`): fetch the delivery status of recent SMS still in
    ``sent`` (bounded per poll) and apply what they teach: a number that cannot take SMS is
    disabled (30005, 30006, 21614, ...), 21610 means opted out.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -40,13 +42,12 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import update
 from sqlmodel import Session
 
-from adapters.mailer import Email
 from adapters.twilio_errors import ErrorClass
-from adapters.twilio_gateway import ProviderMessage, SendOutcome
+from adapters.twilio_gateway import ProviderMessage
 from domain.config import OptOutScope, SmsConfig
 from domain.keywords import Keyword, classify_keyword, detect_revocation
 from domain.masking import mask_phone
-from domain.quota import message_cost, month_key
+from domain.outbox import Kind, OutChannel, Status
 from domain.routing import ConsentSource, ConsentState
 from domain.segments import segment_info
 from models.campaigns import disable_number
@@ -55,26 +56,22 @@ from models.consent import INSTITUTION, set_consent
 from models.inbound import (
     PendingReply,
     answered_message,
-    count_unnotified,
     insert_inbound,
     institution_consent,
     known_sids,
-    mark_handled,
-    mark_notified,
     outbound_threads,
-    pending_keyword_replies,
-    pending_notifications,
     people_by_number,
     read_cursor,
+    replies_to_notify,
     sender_owners,
     sms_awaiting_status,
     write_cursor,
 )
 from models.messaging import Message
+from models.outbox import enqueue, loose_counts
 from models.people_sync import refresh_sms_number
-from models.quota import reserve
+from tasks.outbox import SendEnv, deliver_loose
 from tasks.runtime import run_logger
-from tasks.send import SendEnv
 
 log = logging.getLogger("nudge.replies")
 
@@ -115,7 +112,7 @@ class PollOptions:
       (messages in it are listed again and counted as duplicates);
     * ``status_window`` / ``status_limit``: delivery statuses are refreshed for SMS sent in
       this window, at most this many per poll;
-    * ``notify_limit`` / ``replies_per_email``: replies emailed per poll, and per email;
+    * ``notify_limit``: notification emails sent per poll (one per reply);
     * ``keyword_reply_window``: nudge's own keyword answers are not sent later than this.
     """
 
@@ -125,7 +122,6 @@ class PollOptions:
     status_window: timedelta = timedelta(days=3)
     status_limit: int = 500
     notify_limit: int = 10_000
-    replies_per_email: int = 100
     keyword_reply_window: timedelta = timedelta(days=1)
 
 
@@ -212,6 +208,8 @@ class StoreReport:
     unknown_senders: int = 0
     not_our_number: int = 0
     threaded: int = 0
+    notifications_queued: int = 0
+    keyword_replies_queued: int = 0
     seconds: float = 0.0
 
 
@@ -276,8 +274,8 @@ def store_inbound(
                     "in_reply_to_id": original.id if original is not None else None,
                     "keyword": keyword.value,
                     "flagged_phrase": phrase[:200] if phrase else None,
-                    # A keyword still awaits nudge's own answer when those are on.
-                    "handled": keyword is Keyword.NONE or not config.keyword_replies,
+                    # What a reply asks for is in the outbox (or needs nothing) once stored.
+                    "handled": True,
                     "notified": False,
                     "read_at": None,
                     "created_at": now,
@@ -285,6 +283,7 @@ def store_inbound(
             )
             facts[m.sid] = (m, keyword, phrase)
         inserted = insert_inbound(session=s, rows=rows)
+        answers: list[dict[str, Any]] = []
         for row in rows:
             sid = row["provider_sid"]
             if sid not in inserted:
@@ -292,6 +291,15 @@ def store_inbound(
             message, keyword, phrase = facts[sid]
             _count(report, row, keyword, phrase)
             _act(s, config, message, keyword, phrase, now)
+            if keyword is not Keyword.NONE and config.keyword_replies and row["staff_person_id"]:
+                answers.append(keyword_reply_row(row, inserted[sid], keyword, config, now))
+        tz = ZoneInfo(config.timezone)
+        notices = [
+            notification_row(reply, tz, now)
+            for reply in replies_to_notify(session=s, inbound_ids=list(inserted.values()))
+        ]
+        report.notifications_queued = enqueue(session=s, rows=notices)
+        report.keyword_replies_queued = enqueue(session=s, rows=answers)
         report.new = len(inserted)
         report.duplicates = len(fetched.inbound) - report.new
         if fetched.cursor_after is not None:
@@ -402,6 +410,7 @@ class NotifyReport:
     notifications_sent: int = 0
     replies_notified: int = 0
     notifications_failed: int = 0
+    notifications_unknown: int = 0
     pending: int = 0
     no_staff_email: int = 0
     seconds: float = 0.0
@@ -417,171 +426,140 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in (text.splitlines() or [""]))
 
 
-def reply_email(staff_email: str, replies: Sequence[PendingReply], tz: ZoneInfo) -> Email:
-    """The email telling a staff member about ``replies`` (all theirs), oldest first."""
-    first = replies[0]
-    if len(replies) == 1:
-        who = first.student_name and f"{first.student_name} ({first.student_sis_id})"
-        subject = f"New reply from {who or 'an unknown number'}"
-    else:
-        subject = f"{len(replies)} new replies from students"
-    given = first.staff_name.split(" ")[0]
+def notification_text(reply: PendingReply, tz: ZoneInfo) -> tuple[str, str]:
+    """The subject and body of the email telling a staff member about one reply."""
+    who = reply.student_name and f"{reply.student_name} ({reply.student_sis_id})"
+    subject = f"New reply from {who or 'an unknown number'}"
+    given = reply.staff_name.split(" ")[0]
     parts = [f"Hello {given},", ""]
-    for reply in replies:
-        if reply.student_sis_id:
-            parts.append(
-                f"{reply.student_name} (student id {reply.student_sis_id}) replied "
-                f"on {_when(reply.received_at, tz)}:"
-            )
-        else:
-            parts.append(
-                f"An unknown number ({mask_phone(reply.from_e164)}) texted your "
-                f"number on {_when(reply.received_at, tz)}:"
-            )
-        parts += ["", _indent(reply.body), ""]
-        if reply.original_body is not None:
-            parts += [
-                f"  In answer to your text of {_when(reply.original_sent_at, tz)}:",
-                _indent(reply.original_body),
-                "",
-            ]
-        if reply.flagged_phrase:
-            parts += [
-                f"  This reply reads like a request to stop texts "
-                f'("{reply.flagged_phrase}"). Texts to this number are paused until '
-                "an admin reviews it (nudge consent resolve).",
-                "",
-            ]
-        if reply.student_sis_id:
-            parts += [
-                f"  Answer: nudge reply --sender {reply.staff_sis_id} "
-                f'--student {reply.student_sis_id} --message "..."',
-                "",
-            ]
-        parts.append("-" * 60)
-    parts += ["", f"All your conversations: nudge inbox --staff {first.staff_sis_id} --unread"]
-    return Email(
-        to=staff_email,
-        subject=subject,
-        body="\n".join(parts),
-    )
+    if reply.student_sis_id:
+        parts.append(
+            f"{reply.student_name} (student id {reply.student_sis_id}) replied "
+            f"on {_when(reply.received_at, tz)}:"
+        )
+    else:
+        parts.append(
+            f"An unknown number ({mask_phone(reply.from_e164)}) texted your "
+            f"number on {_when(reply.received_at, tz)}:"
+        )
+    parts += ["", _indent(reply.body), ""]
+    if reply.original_body is not None:
+        parts += [
+            f"In answer to your text of {_when(reply.original_sent_at, tz)}:",
+            _indent(reply.original_body),
+            "",
+        ]
+    if reply.flagged_phrase:
+        parts += [
+            f"This reply reads like a request to stop texts "
+            f'("{reply.flagged_phrase}"). Texts to this number are paused until '
+            "an admin reviews it (nudge consent resolve).",
+            "",
+        ]
+    if reply.student_sis_id:
+        parts += [
+            f"Answer: nudge reply --sender {reply.staff_sis_id} "
+            f'--student {reply.student_sis_id} --message "..."',
+            "",
+        ]
+    parts.append(f"All your conversations: nudge inbox --staff {reply.staff_sis_id} --unread")
+    return subject, "\n".join(parts)
+
+
+def notification_row(reply: PendingReply, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The outbox row of one reply's notification email (unique per reply)."""
+    subject, body = notification_text(reply, tz)
+    return {
+        "outbox_key": f"notify:{reply.provider_sid}",
+        "kind": Kind.NOTIFICATION.value,
+        "channel": OutChannel.EMAIL.value,
+        "person_id": reply.staff_person_id,
+        "inbound_id": reply.id,
+        "to_addr": reply.staff_email or None,
+        "subject": subject,
+        "body": body,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 @task(name="notify-staff", cache_policy=NO_CACHE)
 def notify_staff(env: SendEnv, options: PollOptions) -> NotifyReport:
-    """Email every staff member their replies not yet notified, several per email."""
+    """Send the reply notifications waiting in the outbox, each exactly once."""
     clock = _Stopwatch()
     report = NotifyReport()
+    sent = deliver_loose(env, kinds=[Kind.NOTIFICATION], limit=options.notify_limit).emails
+    report.notifications_sent = report.replies_notified = sent.sent
+    report.notifications_failed = sent.failed + sent.retry
+    report.notifications_unknown = sent.unknown
     with Session(env.engine) as s:
-        config = load_config(session=s)
-        pending = pending_notifications(session=s, limit=options.notify_limit)
-    tz = ZoneInfo(config.timezone)
-    by_staff: dict[int, list[PendingReply]] = defaultdict(list)
-    for reply in pending:
-        by_staff[reply.staff_person_id].append(reply)
-    emails: list[Email] = []
-    batches: list[list[PendingReply]] = []
-    for replies in by_staff.values():
-        address = replies[0].staff_email
-        if not address:
-            report.no_staff_email += len(replies)
-            continue
-        for start in range(0, len(replies), options.replies_per_email):
-            batch = replies[start : start + options.replies_per_email]
-            emails.append(reply_email(address, batch, tz))
-            batches.append(batch)
-    if emails:
-        results = env.mailer.send_many(emails)
-        done: list[int] = []
-        for batch, result in zip(batches, results, strict=True):
-            if result.ok:
-                report.notifications_sent += 1
-                report.replies_notified += len(batch)
-                done.extend(r.id for r in batch)
-            else:
-                report.notifications_failed += 1
-                log.warning("reply notification not sent (%s); retried next poll", result.error)
-        with Session(env.engine) as s:
-            mark_notified(session=s, ids=done)
-            s.commit()
-    with Session(env.engine) as s:
-        report.pending = count_unnotified(session=s)
+        counts = loose_counts(session=s, kind=Kind.NOTIFICATION)
+        report.pending = counts.get(Status.PLANNED.value, 0) + counts.get(Status.SENDING.value, 0)
+        report.no_staff_email = count_unaddressed(s)
     report.seconds = clock.lap()
     if report.no_staff_email:
         run_logger().warning(
             "%d replies wait: their staff member has no email address", report.no_staff_email
         )
+    if sent.failed or sent.retry:
+        log.warning(
+            "%d notification emails failed, %d will be retried next poll", sent.failed, sent.retry
+        )
     return report
+
+
+def count_unaddressed(s: Session) -> int:
+    """Notifications waiting because their staff member has no email address."""
+    from sqlalchemy import func, select
+
+    return int(
+        s.execute(
+            select(func.count()).where(
+                message_t.c.kind == Kind.NOTIFICATION.value,
+                message_t.c.status == Status.PLANNED.value,
+                message_t.c.to_addr.is_(None),
+            )
+        ).scalar_one()
+    )
 
 
 # --- 4. keyword replies ----------------------------------------------------------------
 
 
-async def _send_keyword_replies(env: SendEnv, options: PollOptions) -> int:
-    now = env.now()
-    with Session(env.engine) as s:
-        config = load_config(session=s)
-        if not config.keyword_replies:
-            return 0
-        pending = pending_keyword_replies(
-            session=s, since=now - options.keyword_reply_window, limit=500
-        )
-    if not pending:
-        return 0
-    texts = {
-        Keyword.STOP.value: STOP_CONFIRMATION,
-        Keyword.START.value: START_CONFIRMATION,
-        Keyword.HELP.value: config.help_text,
+def keyword_reply_row(
+    row: dict[str, Any], inbound_id: int, keyword: Keyword, config: SmsConfig, now: datetime
+) -> dict[str, Any]:
+    """The outbox row of nudge's own answer to a keyword (unique per inbound message)."""
+    body = {
+        Keyword.STOP: STOP_CONFIRMATION,
+        Keyword.START: START_CONFIRMATION,
+        Keyword.HELP: config.help_text,
+    }[keyword]
+    info = segment_info(body)
+    return {
+        "outbox_key": f"keyword:{row['provider_sid']}",
+        "kind": Kind.KEYWORD_REPLY.value,
+        "channel": OutChannel.SMS.value,
+        "reason": f"keyword_{keyword.value}",
+        "person_id": row["person_id"],
+        "inbound_id": inbound_id,
+        "to_addr": row["from_e164"],
+        "from_addr": row["to_e164"],
+        "body": body,
+        "segments": info.segments,
+        "encoding": info.encoding,
+        "extra": {"inbound_sid": row["provider_sid"]},
+        "created_at": now,
+        "updated_at": now,
     }
-    sent = 0
-    gateway = env.gateway_factory()
-    try:
-        for item in pending:
-            body = texts[item.keyword]
-            result = await gateway.send(to=item.from_e164, from_=item.to_e164, body=body)
-            if result.outcome is SendOutcome.RETRIABLE_EXHAUSTED:
-                continue  # try again next poll, within the window
-            info = segment_info(body)
-            with Session(env.engine) as s:
-                ok = result.outcome is SendOutcome.SENT
-                units = message_cost(result.num_segments or info.segments, config.quota_unit)
-                if ok:  # counted, never refused: carriers require the answer
-                    reserve(
-                        session=s, month=month_key(now, config.timezone), units=units, limit=None
-                    )
-                s.add(
-                    Message(
-                        person_id=item.person_id,
-                        kind="keyword_reply",
-                        channel="sms",
-                        status="sent" if ok else "failed",
-                        reason=f"keyword_{item.keyword}",
-                        to_addr=item.from_e164,
-                        from_addr=item.to_e164,
-                        body=body,
-                        segments=result.num_segments or info.segments,
-                        encoding=info.encoding,
-                        quota_units=units if ok else 0,
-                        quota_month=month_key(now, config.timezone) if ok else None,
-                        provider_sid=result.sid,
-                        error_code=result.error_code,
-                        attempts=result.attempts,
-                        sent_at=now if ok else None,
-                        extra={"inbound_sid": item.provider_sid},
-                    )
-                )
-                mark_handled(session=s, ids=[item.id])
-                s.commit()
-            sent += ok
-    finally:
-        await gateway.aclose()
-    return sent
 
 
 @task(name="send-keyword-replies", cache_policy=NO_CACHE)
 def send_keyword_replies(env: SendEnv, options: PollOptions) -> int:
-    """nudge's own STOP/START/HELP answers (only when ``keyword_replies`` is on)."""
-    return asyncio.run(_send_keyword_replies(env, options))
+    """Send nudge's own STOP/START/HELP answers waiting in the outbox (each exactly once,
+    never later than ``keyword_reply_window`` after the keyword)."""
+    report = deliver_loose(env, kinds=[Kind.KEYWORD_REPLY], window=options.keyword_reply_window)
+    return report.sms_sent
 
 
 # --- 5. delivery statuses ----------------------------------------------------------------
@@ -720,10 +698,13 @@ __all__ = [
     "PollOptions",
     "StatusReport",
     "StoreReport",
+    "count_unaddressed",
     "fetch_inbound",
+    "keyword_reply_row",
+    "notification_row",
+    "notification_text",
     "notify_staff",
     "refresh_statuses",
-    "reply_email",
     "send_keyword_replies",
     "store_inbound",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -106,7 +107,37 @@ def _human_send(d: dict[str, Any]) -> str:
         )
     if d.get("stop_reason"):
         lines.append(f"  STOPPED: {d['stop_reason']}")
+    lines.extend(_pending_lines(d))
     return "\n".join(lines)
+
+
+#: ``nudge send`` (and ``campaigns resume``) exit with this when they return with messages
+#: still to send (deferred by quiet hours, waiting out a provider outage, in flight).
+EXIT_PENDING = 4
+
+
+def _pending_lines(d: dict[str, Any]) -> list[str]:
+    pending = d.get("pending") or {}
+    lines = []
+    if pending.get("total"):
+        lines.append(f"  PENDING: {pending['total']} message(s): {pending['explain']}")
+    for item in d.get("unknown_emails") or []:
+        lines.append(
+            f"  UNKNOWN: email #{item['message_id']} to {item['to']} (Message-ID "
+            f"{item['message_id_header']}): a crash left its delivery undecided; check the "
+            f"mail server, then `nudge outbox resend {item['message_id']}` if it never arrived"
+        )
+    return lines
+
+
+def _exit_if_pending(d: dict[str, Any]) -> None:
+    pending = d.get("pending") or {}
+    if pending.get("total"):
+        sys.stderr.write(
+            f"nudge: {pending['total']} message(s) not sent yet: {pending['explain']}. "
+            "`nudge dispatch` (or the dispatch-due deployment) sends them when due.\n"
+        )
+        raise typer.Exit(EXIT_PENDING)
 
 
 SenderOpt = Annotated[str, typer.Option("--sender", help="Staff SIS id the texts come from.")]
@@ -180,6 +211,7 @@ def send(
     emit(data, as_json=json_out, human=_human_send)
     if data.get("refused_reason"):
         raise typer.Exit(3)
+    _exit_if_pending(data)
 
 
 def preview(
@@ -307,16 +339,16 @@ def campaigns_show(
         data = campaign_result(settings(), campaign_id)
     except LookupError as exc:
         fail(str(exc), as_json=json_out)
-    emit(
-        data,
-        as_json=json_out,
-        human=lambda d: (
-            f"campaign {d['campaign_id']}: {d['status']}"
-            + (f" — {d['stop_reason']}" if d["stop_reason"] else "")
-            + "\n"
-            + "\n".join(f"  {k:<24} {v}" for k, v in sorted(d["result"]["by_status"].items()))
-        ),
-    )
+    emit(data, as_json=json_out, human=_human_show)
+
+
+def _human_show(d: dict[str, Any]) -> str:
+    reason = d.get("stop_reason") or d.get("refused_reason")
+    lines = [f"campaign {d['campaign_id']}: {d['status']}" + (f" — {reason}" if reason else "")]
+    lines += [f"  {k:<24} {v}" for k, v in sorted(d["result"]["by_status"].items())]
+    lines.append("  why: " + ", ".join(f"{k} {v}" for k, v in d["result"]["by_reason"].items()))
+    lines += _pending_lines(d)
+    return "\n".join(lines)
 
 
 @campaigns_app.command("cancel")
@@ -340,27 +372,52 @@ def campaigns_cancel(
 
 @campaigns_app.command("resume")
 def campaigns_resume(
-    campaign_id: Annotated[int, typer.Argument(help="A stopped campaign, after the fix.")],
+    campaign_id: Annotated[int, typer.Argument(help="A campaign that did not complete.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Resume a campaign stopped by a fatal provider error; only unsent messages go out."""
-    from sqlalchemy import update
+    """Finish a campaign that is not completed: stopped (after the fix), crashed or stuck.
 
+    Claims of workers that are provably dead (processes of this machine that no longer
+    exist) are taken over at once, others once their heartbeat is stale; only what was not
+    sent goes out. Exits 4 when messages are left for later (quiet hours, an outage).
+    """
     from flows.send_campaign import campaign_result, work
-    from models.messaging import Campaign
 
-    table = Campaign.__table__  # type: ignore[attr-defined]
-    with session() as s:
-        resumed = s.execute(
-            update(table)
-            .where(table.c.id == campaign_id, table.c.status == "stopped")
-            .values(status="sending", stop_reason=None)
-        ).rowcount  # type: ignore[attr-defined]
-    if not resumed:
-        fail(f"campaign #{campaign_id} is not stopped", as_json=json_out)
+    try:
+        with session() as s:
+            prepare_resume(s, campaign_id)
+    except (LookupError, ValueError) as exc:
+        fail(str(exc), as_json=json_out)
     work(settings(), campaign_id=campaign_id)
     data = campaign_result(settings(), campaign_id)
-    emit(data, as_json=json_out, human=lambda d: f"campaign {d['campaign_id']}: {d['status']}")
+    emit(data, as_json=json_out, human=_human_show)
+    _exit_if_pending(data)
+
+
+def prepare_resume(s: Any, campaign_id: int) -> None:
+    """Make a campaign resumable: a stopped one sends again, dead claims are given back."""
+    from domain.outbox import RESUMABLE, CampaignStatus
+    from models.chunks import free_dead_claims
+    from models.outbox import campaign_status, resume_campaign
+
+    status = campaign_status(session=s, campaign_id=campaign_id)
+    if status is None:
+        raise LookupError(f"no campaign #{campaign_id}")
+    if status == CampaignStatus.COMPLETED:
+        return
+    if status not in RESUMABLE:
+        raise ValueError(
+            f"campaign #{campaign_id} is {status}: only a sending, stopped or stuck campaign "
+            "can be resumed"
+            + (
+                " (a scheduled one goes out when due: `nudge dispatch`)"
+                if status == "scheduled"
+                else ""
+            )
+        )
+    resume_campaign(session=s, campaign_id=campaign_id)
+    s.commit()
+    free_dead_claims(session=s, campaign_id=campaign_id)
 
 
 @roles_app.command("list")

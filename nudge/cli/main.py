@@ -13,6 +13,7 @@ import typer
 from nudge.cli import (
     admin_cmds,
     campaign_cmds,
+    outbox_cmds,
     reply_cmds,
     report_cmds,
     serve_cmds,
@@ -56,6 +57,7 @@ campaign_cmds.register(app)
 reply_cmds.register(app)
 report_cmds.register(app)
 admin_cmds.register(app)
+outbox_cmds.register(app)
 serve_cmds.register(app)
 _register_sandbox()
 app.add_typer(sandbox_app, name="sandbox")

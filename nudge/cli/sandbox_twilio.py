@@ -73,6 +73,13 @@ def twilio(
         float | None,
         typer.Option(help="Per-account pace in segments/s; faster sends wait 'queued'."),
     ] = None,
+    queue_delay_s: Annotated[
+        float,
+        typer.Option(
+            help="A provider backlog: extra seconds every message waits in the queue. A "
+            "message that would wait longer than its ValidityPeriod fails with 30036."
+        ),
+    ] = 0.0,
     status_delay_ms: Annotated[
         float, typer.Option(help="Time per step of queued -> sent -> delivered, in ms.")
     ] = 100.0,
@@ -118,6 +125,7 @@ def twilio(
         "share_drop_after_accept": share_drop,
         "fault_scope": fault_scope,
         "mps": mps,
+        "queue_delay_s": queue_delay_s,
         "status_delay_ms": status_delay_ms,
         "share_undelivered": share_undelivered,
         "undelivered_code": undelivered_code,

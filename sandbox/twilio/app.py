@@ -19,7 +19,13 @@ Sandbox routes (no auth; the emulator binds to loopback by default)::
                              keyword}
     GET  /sandbox/control    the current knobs;  POST: change some (JSON) -> the new knobs
     POST /sandbox/reset      forget all state and counters ({"knobs": false} keeps knobs)
-    GET  /sandbox/counters   creates, messages created, per-To counts, rejections, faults
+    GET  /sandbox/counters   creates, messages created, per-To counts, rejections, faults,
+                             expired (outstayed their ValidityPeriod)
+    GET  /sandbox/messages/{SM}  one message as the emulator keeps it: status, validity
+                             period, when it leaves the queue, expires, turns final (404 if
+                             unknown)
+    GET  /sandbox/clock      {"now": epoch seconds};  POST {"advance_s": N}: move the
+                             emulator's time forward N seconds (statuses follow), -> {"now"}
     GET  /sandbox/health     {"status": "ok"}
 
 The drop fault (``share_drop_after_accept``) stores the message, then aborts the TCP
@@ -132,6 +138,8 @@ class EmulatorApp:
             Route("/sandbox/control", self._control, methods=["GET", "POST"]),
             Route("/sandbox/reset", self._reset, methods=["POST"]),
             Route("/sandbox/counters", self._counters, methods=["GET"]),
+            Route("/sandbox/messages/{sid}", self._message_record, methods=["GET"]),
+            Route("/sandbox/clock", self._clock, methods=["GET", "POST"]),
             Route("/sandbox/health", self._health, methods=["GET"]),
         ]
 
@@ -265,6 +273,21 @@ class EmulatorApp:
 
     async def _counters(self, _request: Request) -> Response:
         return _json_response(ApiResult(200, self.engine.counters.as_json()))
+
+    async def _message_record(self, request: Request) -> Response:
+        record = self.engine.message_record(request.path_params["sid"])
+        if record is None:
+            return _json_response(ApiResult(404, {"error": "no such message"}))
+        return _json_response(ApiResult(200, record))
+
+    async def _clock(self, request: Request) -> Response:
+        if request.method == "POST":
+            data = await _payload(request)
+            try:
+                self.engine.advance(float(data.get("advance_s", 0)))
+            except (TypeError, ValueError) as exc:
+                return _json_response(ApiResult(400, {"error": f"advance_s: {exc}"}))
+        return _json_response(ApiResult(200, {"now": self.engine.now()}))
 
     async def _health(self, _request: Request) -> Response:
         return _json_response(ApiResult(200, {"status": "ok"}))

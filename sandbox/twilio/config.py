@@ -67,6 +67,14 @@ class EmulatorConfig(BaseModel):
         description="A message whose turn is further away than this is refused with 21611 "
         "(or, through a Messaging Service, accepted and failed with 30001).",
     )
+    queue_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="A provider backlog: extra seconds every new message waits in Twilio's "
+        "queue, on top of any mps pacing. A message whose wait exceeds its ValidityPeriod "
+        "(default 36000 s) is never sent: it stays 'queued', then fails with 30036 at "
+        "creation + ValidityPeriod.",
+    )
     status_delay_ms: float = Field(
         default=100.0,
         ge=0,

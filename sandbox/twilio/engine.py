@@ -8,10 +8,17 @@ at a time, so no locking is needed.
 Pacing (``mps``) is a queue, as at Twilio: a create above the pace is accepted and stays
 ``queued`` until its turn; only a backlog longer than ``max_queue_s`` is refused (21611, or
 30001 after acceptance through a Messaging Service). 429s come only from ``share_429``.
+
+Every outbound message has a ``ValidityPeriod`` (the create's, else Twilio's 36,000 s). When
+its wait in the queue (its pacing turn, plus the ``queue_delay_s`` backlog) is longer than
+that, it is never sent, as at Twilio: it stays ``queued`` until creation + ValidityPeriod,
+then is ``failed`` with 30036, and it takes no pacing slot. ``advance()`` moves the
+emulator's clock forward, so tests can watch that happen without waiting.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -34,6 +41,7 @@ from sandbox.twilio.errors import (
 )
 from sandbox.twilio.numbers import AREA_CODES, is_valid_area_code, offer_numbers
 from sandbox.twilio.store import (
+    DEFAULT_VALIDITY_S,
     ServiceNumber,
     Store,
     StoredMessage,
@@ -60,6 +68,12 @@ MAX_PAGE_SIZE = 1000
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 ALPHA_SENDER_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+MAX_VALIDITY_S = DEFAULT_VALIDITY_S
+#: Twilio's delivery error for a message that outstayed its ValidityPeriod in the queue.
+EXPIRED_CODE = 30036
+#: Twilio's answer to a ValidityPeriod that is not a whole number in 1..36000.
+INVALID_VALIDITY_CODE = 21624
+_SECONDS_RE = re.compile(r"[0-9]{1,9}")
 
 #: Twilio's documented test numbers (https://www.twilio.com/docs/iam/test-credentials).
 MAGIC_TO = {
@@ -97,6 +111,8 @@ class Counters:
     faults: Counter[str] = field(default_factory=Counter)
     inbound: int = 0
     auto_replies: int = 0
+    #: Accepted messages that outstay their ValidityPeriod: they will fail with 30036.
+    expired: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The counters as ``GET /sandbox/counters`` returns them."""
@@ -109,6 +125,7 @@ class Counters:
             "faults": dict(self.faults),
             "inbound": self.inbound,
             "auto_replies": self.auto_replies,
+            "expired": self.expired,
         }
 
 
@@ -134,6 +151,18 @@ class Engine:
         self.rng = random.Random(config.seed)
         self.last_account_sid: str | None = None
         self._next_slot: dict[str, float] = {}
+        self._skew = 0.0  # seconds added to the clock by advance()
+
+    def now(self) -> float:
+        """The emulator's time: the clock, moved forward by :meth:`advance`."""
+        return self.clock() + self._skew
+
+    def advance(self, seconds: float) -> float:
+        """Move the emulator's time forward (never back: statuses only move forward)."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError("seconds must be a finite number >= 0")
+        self._skew += seconds
+        return self.now()
 
     # --- control --------------------------------------------------------------------
 
@@ -147,10 +176,12 @@ class Engine:
         return new
 
     def reset(self, *, knobs: bool = True) -> None:
-        """Forget all state and counters; with ``knobs``, also restore the start-up knobs."""
+        """Forget all state, counters and clock advances; with ``knobs``, also restore the
+        start-up knobs."""
         self.store.reset()
         self.counters = Counters()
         self._next_slot.clear()
+        self._skew = 0.0
         self.last_account_sid = None
         if knobs:
             self.config = self.initial_config.model_copy(deep=True)
@@ -218,6 +249,9 @@ class Engine:
             return api_error(21602)
         if len(body) > MAX_BODY:
             return api_error(21617)
+        validity = _validity(form.get("ValidityPeriod", ""))
+        if validity is None:
+            return api_error(INVALID_VALIDITY_CODE, detail=form["ValidityPeriod"][:20])
         if not E164_RE.match(to):
             return api_error(21211, to=to)
         if service_sid is not None and not SERVICE_SID_RE.match(service_sid):
@@ -243,7 +277,7 @@ class Engine:
         senders = [from_, *(n.phone_number for n in pool)]
         if self.store.is_opted_out(account_sid, to, senders):
             return api_error(21610, to=to)
-        return self._queue(account_sid, to, from_, body, service_sid, code)
+        return self._queue(account_sid, to, from_, body, service_sid, code, validity)
 
     def _queue(
         self,
@@ -253,22 +287,28 @@ class Engine:
         body: str,
         service_sid: str | None,
         code: int | None,
+        validity: int,
     ) -> ApiResult:
         cfg = self.config
-        now = self.clock()
+        now = self.now()
         segments = carrier.count_segments(body)
-        turn = now
-        if cfg.mps is not None:
-            turn = max(now, self._next_slot.get(account_sid, now))
-            if turn - now > cfg.max_queue_s:
-                if service_sid is None:
-                    return api_error(21611, from_=from_)
-                code, turn = 30001, now
-            else:
-                self._next_slot[account_sid] = turn + segments / cfg.mps
         delay = cfg.status_delay_ms / 1000
-        if code is None and self.roll(cfg.share_undelivered):
-            code = cfg.undelivered_code
+        # Its pacing slot: when the account's pace lets it go (now, without mps).
+        slot = now if cfg.mps is None else max(now, self._next_slot.get(account_sid, now))
+        if slot - now > cfg.max_queue_s:
+            if service_sid is None:
+                return api_error(21611, from_=from_)
+            code, turn = 30001, now
+        elif slot + cfg.queue_delay_s - now > validity:
+            # Dropped when its validity runs out, before its turn: it takes no pacing slot.
+            code, turn, delay = EXPIRED_CODE, now + validity, 0.0
+            self.counters.expired += 1
+        else:
+            turn = slot + cfg.queue_delay_s
+            if cfg.mps is not None:
+                self._next_slot[account_sid] = slot + segments / cfg.mps
+            if code is None and self.roll(cfg.share_undelivered):
+                code = cfg.undelivered_code
         outcome = "delivered" if code is None else delivery_status_for(code)
         message = StoredMessage(
             seq=self.store.next_seq(),
@@ -285,6 +325,7 @@ class Engine:
             done_at=turn + 2 * delay,
             outcome=outcome,
             error_code=code,
+            validity_s=validity,
         )
         self.store.add_message(message)
         self.counters.messages_created += 1
@@ -295,12 +336,38 @@ class Engine:
         number = self.store.number_by_phone.get(phone_number)
         return number is not None and number.account_sid == account_sid
 
+    def message_record(self, sid: str) -> dict[str, Any] | None:
+        """What the emulator knows of a message beyond Twilio's resource (sandbox route).
+
+        Times are epoch seconds on the emulator's clock: ``leaves_queue_at`` is when it
+        stops being ``queued`` (sent, or failed), ``final_at`` when its status is final, and
+        ``expires_at`` is creation + ``validity_period_s``. ``expired`` says it outstayed
+        its validity period (it fails with 30036 at ``expires_at``).
+        """
+        message = self.store.by_sid.get(sid)
+        if message is None:
+            return None
+        view = message_view(message, self.now())
+        return {
+            "sid": message.sid,
+            "direction": message.direction,
+            "status": view.status,
+            "validity_period_s": message.validity_s,
+            "created_at": message.created_at,
+            "expires_at": message.created_at + message.validity_s,
+            "leaves_queue_at": message.sent_at,
+            "final_at": message.done_at,
+            "outcome": message.outcome,
+            "error_code": message.error_code,
+            "expired": message.error_code == EXPIRED_CODE,
+        }
+
     def fetch_message(self, account_sid: str, sid: str) -> ApiResult:
         """GET Messages/{Sid}.json."""
         message = self.store.by_sid.get(sid)
         if message is None or message.account_sid != account_sid:
             return api_error(20404, path=f"{API_PREFIX}/{account_sid}/Messages/{sid}.json")
-        view = message_view(message, self.clock())
+        view = message_view(message, self.now())
         return ApiResult(200, render_message(message, view))
 
     def list_messages(self, account_sid: str, query: Mapping[str, str]) -> ApiResult:
@@ -325,7 +392,7 @@ class Engine:
             if from_
             else self.store.messages
         )
-        now = self.clock()
+        now = self.now()
         horizon = self.store.max_lag + 1
 
         def matches(m: StoredMessage) -> bool:
@@ -395,7 +462,7 @@ class Engine:
             or DEFAULT_ACCOUNT_SID
         )
         service_sid = self.store.service_of_number.get(owner.sid) if owner else None
-        now = self.clock()
+        now = self.now()
         inbound = self._store_message(
             account, "inbound", to=to, from_=from_, body=body, service_sid=service_sid, now=now
         )
@@ -518,7 +585,7 @@ class Engine:
             account_sid=account_sid,
             phone_number=phone_number,
             friendly_name=form.get("FriendlyName") or friendly_name(phone_number),
-            created_at=self.clock(),
+            created_at=self.now(),
         )
         self.store.add_number(number)
         return ApiResult(201, render_incoming_number(number))
@@ -570,7 +637,7 @@ class Engine:
             return api_error(20404, path=f"/v1/PhoneNumbers/{number_sid}")
         if number_sid in self.store.service_of_number:
             return api_error(21710)
-        entry = ServiceNumber(service_sid, number_sid, account_sid, self.clock())
+        entry = ServiceNumber(service_sid, number_sid, account_sid, self.now())
         self.store.add_service_number(entry)
         return ApiResult(201, _render_service_number(entry, number))
 
@@ -608,6 +675,18 @@ def _render_service_number(entry: ServiceNumber, number: StoredNumber) -> dict[s
         "url": f"https://messaging.twilio.com/v1/Services/{entry.service_sid}/PhoneNumbers/"
         f"{number.sid}",
     }
+
+
+def _validity(raw: str) -> int | None:
+    """A create's ValidityPeriod: whole seconds in 1..36000, Twilio's default when absent;
+    None when Twilio would refuse it."""
+    text = raw.strip()
+    if not text:
+        return DEFAULT_VALIDITY_S
+    if not _SECONDS_RE.fullmatch(text):  # an integer: no sign, point or exponent
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_VALIDITY_S else None
 
 
 def _paging(query: Mapping[str, str]) -> tuple[int, int]:

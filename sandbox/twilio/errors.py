@@ -48,6 +48,11 @@ SYNC_ERRORS: dict[int, tuple[int, str]] = {
     ),
     21614: (400, "'To' number is not a valid mobile number"),
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+    # Twilio's catalogue names 21624 "Invalid validity period value" for Programmable SMS
+    # (its page still quotes the old 14,400 s cap; the API now takes up to 36,000 s). Newer
+    # pages also list 90007/90014 for the same condition, logged against Messaging Services;
+    # a Messages create answering 400/21624 is our best reading, not a captured response.
+    21624: (400, "Invalid validity period value: {detail}"),
     21635: (400, "'To' number cannot be a Landline"),
     21704: (400, "The Messaging Service contains no phone numbers"),
     21710: (409, "Phone Number or Short Code is already in the Messaging Service."),
@@ -65,10 +70,11 @@ DELIVERY_ERRORS: dict[int, str] = {
     30007: "Message filtered",
     30008: "Unknown error",
     30034: "Message from an unregistered number",
+    30036: "Validity Period Expired",
 }
 
 #: Delivery codes that end a message 'failed' (never left Twilio); others end 'undelivered'.
-FAILED_CODES = frozenset({30001, 30002, 30034})
+FAILED_CODES = frozenset({30001, 30002, 30034, 30036})
 
 
 def is_delivery_code(code: int) -> bool:

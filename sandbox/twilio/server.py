@@ -9,6 +9,9 @@ Background use, the common case::
         emu.control(share_429=0.3, seed=7)                  # change knobs at run time
         emu.inject("+15551230001", "+14155550100", "STOP")  # a phone texts one of our numbers
         assert emu.counters()["max_per_to"] == 1            # exactly one SMS per recipient
+        emu.control(queue_delay_s=600)                      # a provider backlog of 10 minutes
+        emu.advance(900)                                    # let 15 minutes pass, instantly
+        emu.message_record(sid)                             # validity, expiry of message sid
         emu.reset()                                         # clean state between tests
 
 ``mode="thread"`` (default) serves from a daemon thread of this process: ~0.1 s to start
@@ -276,14 +279,37 @@ class EmulatorServer:
         return result
 
     def reset(self, *, knobs: bool = True) -> None:
-        """Forget all messages, numbers, opt-outs and counters (and knob changes, by default)."""
+        """Forget all messages, numbers, opt-outs, counters and clock advances (and knob
+        changes, by default)."""
         self._client().post("/sandbox/reset", json={"knobs": knobs}).raise_for_status()
 
     def counters(self) -> dict[str, Any]:
         """``create_requests``, ``messages_created``, ``per_to``, ``max_per_to``,
-        ``rejected`` (by code), ``faults`` (429/5xx/drop), ``inbound``, ``auto_replies``."""
+        ``rejected`` (by code), ``faults`` (429/5xx/drop), ``inbound``, ``auto_replies``,
+        ``expired`` (accepted messages that outstay their ValidityPeriod: 30036)."""
         result: dict[str, Any] = self._client().get("/sandbox/counters").json()
         return result
+
+    def message_record(self, sid: str) -> dict[str, Any]:
+        """One message as the emulator keeps it (Twilio's resource does not show these):
+        ``status``, ``validity_period_s``, ``created_at``, ``expires_at``,
+        ``leaves_queue_at``, ``final_at`` (epoch seconds on the emulator's clock),
+        ``outcome``, ``error_code`` and ``expired``. Raises KeyError for an unknown SID."""
+        response = self._client().get(f"/sandbox/messages/{sid}")
+        if response.status_code == 404:
+            raise KeyError(sid)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def advance(self, seconds: float) -> float:
+        """Move the emulator's time forward (statuses, expiry and send dates follow it);
+        returns its new time, epoch seconds. ``reset()`` puts it back to the real clock."""
+        response = self._client().post("/sandbox/clock", json={"advance_s": seconds})
+        if response.status_code != 200:
+            raise ValueError(f"cannot advance the clock: {response.text}")
+        now: float = response.json()["now"]
+        return now
 
     def inject(
         self, from_: str, to: str, body: str, *, account_sid: str | None = None

@@ -6,8 +6,10 @@ and reloads it at start-up, so messages and numbers survive a restart. Counters 
 are not state: they start afresh with every process.
 
 A message's status is not stored: it is a function of time (see ``wire.message_view``), so
-the store keeps only what decides it, fixed when the message is created: when it becomes
-``sent``, when it reaches its final status, and which status that is.
+the store keeps only what decides it, fixed when the message is created: when it leaves
+``queued``, when it reaches its final status, and which status that is. Its
+``ValidityPeriod`` is kept too (Twilio's message resource does not show it; the sandbox
+routes do).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import sqlite3
 from bisect import bisect_left
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+
+#: Twilio's ValidityPeriod when a create sets none (its maximum).
+DEFAULT_VALIDITY_S = 36_000
 
 
 @dataclass(slots=True)
@@ -32,10 +37,14 @@ class StoredMessage:
     messaging_service_sid: str | None
     num_segments: int
     created_at: float  # epoch seconds
-    sent_at: float  # when it becomes 'sent' (its date_sent): queue wait + one status delay
+    # When it leaves 'queued': queue wait + one status delay, then 'sent' (its date_sent);
+    # for a message that never leaves Twilio, when it turns 'failed' (no date_sent).
+    sent_at: float
     done_at: float  # when it reaches its final status
     outcome: str  # delivered | undelivered | failed | received
     error_code: int | None
+    # Last, so that state files written before it existed load with the default (see _SCHEMA).
+    validity_s: int = DEFAULT_VALIDITY_S  # ValidityPeriod: the longest it may stay queued
 
 
 @dataclass(slots=True)
@@ -70,7 +79,7 @@ CREATE TABLE IF NOT EXISTS messages (
     direction TEXT NOT NULL, "to" TEXT NOT NULL, from_ TEXT, body TEXT NOT NULL,
     messaging_service_sid TEXT, num_segments INTEGER NOT NULL, created_at REAL NOT NULL,
     sent_at REAL NOT NULL, done_at REAL NOT NULL, outcome TEXT NOT NULL,
-    error_code INTEGER);
+    error_code INTEGER, validity_s INTEGER NOT NULL DEFAULT 36000);
 CREATE TABLE IF NOT EXISTS numbers (
     seq INTEGER PRIMARY KEY, sid TEXT UNIQUE NOT NULL, account_sid TEXT NOT NULL,
     phone_number TEXT UNIQUE NOT NULL, friendly_name TEXT NOT NULL, created_at REAL NOT NULL);
@@ -81,6 +90,16 @@ CREATE TABLE IF NOT EXISTS optouts (
     account_sid TEXT NOT NULL, recipient TEXT NOT NULL, sender TEXT NOT NULL,
     PRIMARY KEY (account_sid, recipient, sender));
 """
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a state file written by an older emulator up to date (columns are only added)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    if "validity_s" not in have:
+        db.execute(
+            "ALTER TABLE messages ADD COLUMN validity_s INTEGER NOT NULL "
+            f"DEFAULT {DEFAULT_VALIDITY_S}"
+        )
 
 
 class Store:
@@ -97,6 +116,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            _add_missing_columns(self._db)
             self._load(self._db)
 
     def _clear_memory(self) -> None:
@@ -110,7 +130,8 @@ class Store:
         self.pools: dict[str, list[ServiceNumber]] = {}
         self.service_of_number: dict[str, str] = {}
         self.optouts: set[tuple[str, str, str]] = set()
-        #: The longest time any message takes from creation to 'sent' (bounds list scans).
+        #: The longest time any message takes from creation to 'sent' (bounds list scans;
+        #: failed messages never get a send date, so they do not count).
         self.max_lag = 0.0
         self._seq = 0
 
@@ -209,7 +230,8 @@ class Store:
         if message.from_ is not None:
             self.by_from.setdefault(message.from_, []).append(message)
         self._seq = max(self._seq, message.seq)
-        self.max_lag = max(self.max_lag, message.sent_at - message.created_at)
+        if message.outcome != "failed":
+            self.max_lag = max(self.max_lag, message.sent_at - message.created_at)
 
     def _index_number(self, number: StoredNumber) -> None:
         self.numbers.append(number)

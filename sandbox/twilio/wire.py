@@ -8,7 +8,9 @@ relative to ``https://api.twilio.com`` and list envelopes carry the filters in e
 A message's status is derived from time, which keeps the emulator deterministic and cheap:
 ``queued`` until ``sent_at`` (its turn in the queue plus one status delay), then ``sent``
 until ``done_at`` (one more delay), then its final status (``delivered``, ``undelivered``
-or ``failed``). Both instants are fixed when the message is created.
+or ``failed``). Both instants are fixed when the message is created. A message that never
+leaves Twilio is ``queued`` until ``sent_at``, then ``failed`` with no send date: one that
+would wait longer than its ``ValidityPeriod`` fails with 30036 at creation + ValidityPeriod.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,10 @@ from twilio.http.response import Response as TwilioResponse
 
 from adapters.twilio_errors import ErrorClass, ProviderUnavailable, classify
 from adapters.twilio_gateway import (
+    _OUTCOME_OF,
     ProviderMessage,
     RetryPolicy,
+    RewritingAsyncHttpClient,
     SendOutcome,
     TwilioSmsGateway,
     build_sync_client,
@@ -68,6 +71,30 @@ def settings_for(base_url: str, **overrides: object) -> Settings:
 async def gateway(emulator: EmulatorServer) -> AsyncIterator[TwilioSmsGateway]:
     async with TwilioSmsGateway(settings_for(emulator.base_url), retry=FAST) as gw:
         yield gw
+
+
+class RecordingClient(RewritingAsyncHttpClient):
+    """The gateway's HTTP client, keeping the form of every request it makes."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, timeout_s=2.0)
+        self.forms: list[dict[str, object]] = []
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        self.forms.append(dict(data or {}))
+        return await super().request(
+            method, url, params, data, headers, auth, timeout, allow_redirects
+        )
 
 
 def today() -> date:
@@ -123,6 +150,7 @@ DELIVERY_ROWS = [
     (30007, "undelivered", ErrorClass.FATAL),
     (30002, "failed", ErrorClass.FATAL),
     (30034, "failed", ErrorClass.FATAL),
+    (30036, "failed", ErrorClass.EXPIRED),
 ]
 
 
@@ -159,6 +187,7 @@ CLASSIFY_ROWS = [
     (None, 503, ErrorClass.RETRIABLE),
     (99999, 500, ErrorClass.RETRIABLE),
     (30034, None, ErrorClass.FATAL),
+    (30036, None, ErrorClass.EXPIRED),
     (401, None, ErrorClass.FATAL),
     (99999, 403, ErrorClass.FATAL),
     (21617, 400, ErrorClass.REJECTED),
@@ -176,6 +205,11 @@ def test_classify_codes_then_http_status(
     code: int | None, http_status: int | None, expected: ErrorClass
 ) -> None:
     assert classify(code, http_status) is expected
+
+
+def test_every_error_class_has_a_send_outcome() -> None:
+    assert set(_OUTCOME_OF) == set(ErrorClass)
+    assert _OUTCOME_OF[ErrorClass.EXPIRED] is SendOutcome.REJECTED  # never seen on a create
 
 
 def _page_error(status: int, text: str) -> TwilioException:
@@ -339,6 +373,133 @@ async def test_find_message_ignores_other_bodies_and_older_messages(
         await gateway.find_message(to=phone(9), from_=SENDER, body="Old reminder", sent_after=later)
         is None
     )
+
+
+# --- validity period and the send deadline ---------------------------------------------
+
+VALIDITY_ROWS = [
+    ("none-sends-nothing", None, None, 36000),
+    ("in-range", 600, 600, 600),
+    ("minimum", 1, 1, 1),
+    ("maximum", 36000, 36000, 36000),
+    ("zero-clamped-to-1", 0, 1, 1),
+    ("negative-clamped-to-1", -30, 1, 1),
+    ("a-day-clamped-to-36000", 86400, 36000, 36000),
+]
+
+
+@pytest.mark.parametrize(
+    ("validity", "on_wire", "kept"),
+    [r[1:] for r in VALIDITY_ROWS],
+    ids=[r[0] for r in VALIDITY_ROWS],
+)
+async def test_validity_period_is_sent_clamped_to_twilios_range(
+    emulator: EmulatorServer, validity: int | None, on_wire: int | None, kept: int
+) -> None:
+    client = RecordingClient(emulator.base_url)
+    async with TwilioSmsGateway(
+        settings_for(emulator.base_url), retry=FAST, http_client=client
+    ) as gateway:
+        result = await gateway.send(
+            to=phone(30), from_=SENDER, body="Hi", validity_period_s=validity
+        )
+
+    assert result.outcome is SendOutcome.SENT
+    (form,) = client.forms
+    assert form.get("ValidityPeriod") == on_wire
+    assert emulator.message_record(str(result.sid))["validity_period_s"] == kept
+
+
+EXPIRY_ROWS = [
+    # name, ValidityPeriod sent, provider backlog (s), then (status, code) once it has passed
+    ("backlog-outlasts-validity", 60, 120, ("failed", 30036)),
+    ("validity-outlasts-backlog", 600, 120, ("delivered", None)),
+    ("default-validity-outlasts-backlog", None, 600, ("delivered", None)),
+    ("backlog-outlasts-default-validity", None, 36_001, ("failed", 30036)),
+]
+
+
+@pytest.mark.parametrize(
+    ("validity", "backlog", "final"),
+    [r[1:] for r in EXPIRY_ROWS],
+    ids=[r[0] for r in EXPIRY_ROWS],
+)
+async def test_a_message_outstaying_its_validity_fails_with_30036(
+    emulator: EmulatorServer,
+    gateway: TwilioSmsGateway,
+    validity: int | None,
+    backlog: int,
+    final: tuple[str, int | None],
+) -> None:
+    emulator.control(queue_delay_s=backlog)
+    sent = await gateway.send(to=phone(31), from_=SENDER, body="Hi", validity_period_s=validity)
+    (queued,) = await gateway.fetch_statuses([str(sent.sid)])
+    emulator.advance(max(backlog, validity or 0) + 1)  # both have passed
+    (later,) = await gateway.fetch_statuses([str(sent.sid)])
+
+    assert (sent.outcome, queued.status) == (SendOutcome.SENT, "queued")
+    assert (later.status, later.error_code) == final
+    expired = final[1] == 30036
+    assert later.error_class is (ErrorClass.EXPIRED if expired else None)
+    assert (later.date_sent is None) is expired
+    assert emulator.counters()["expired"] == int(expired)
+
+
+DEADLINE_ROWS = [
+    # name, not_after relative to now (s), outcome, attempts, creates that reached Twilio
+    ("passed-long-ago", -60.0, SendOutcome.NOT_ATTEMPTED, 0, 0),
+    ("passing-now", 0.0, SendOutcome.NOT_ATTEMPTED, 0, 0),
+    ("ahead", 60.0, SendOutcome.SENT, 1, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("offset", "outcome", "attempts", "creates"),
+    [r[1:] for r in DEADLINE_ROWS],
+    ids=[r[0] for r in DEADLINE_ROWS],
+)
+async def test_no_attempt_starts_at_or_after_the_deadline(
+    emulator: EmulatorServer,
+    gateway: TwilioSmsGateway,
+    offset: float,
+    outcome: SendOutcome,
+    attempts: int,
+    creates: int,
+) -> None:
+    result = await gateway.send(
+        to=phone(32), from_=SENDER, body="Hi", not_after=time.monotonic() + offset
+    )
+
+    assert (result.outcome, result.attempts) == (outcome, attempts)
+    assert emulator.counters()["create_requests"] == creates
+    if outcome is SendOutcome.NOT_ATTEMPTED:
+        assert result.sid is None
+        assert "deadline" in (result.message or "")
+
+
+async def test_a_deadline_passing_during_backoff_stops_the_retry(
+    emulator: EmulatorServer,
+) -> None:
+    waits: list[float] = []
+    not_after = float("inf")
+
+    async def sleep_past_the_deadline(seconds: float) -> None:
+        # The backoff would be ~1 ms; this one lasts until the deadline, as a paused
+        # process would.
+        waits.append(seconds)
+        await asyncio.sleep(max(0.0, not_after - time.monotonic()))
+
+    emulator.control(share_429=1.0)
+    async with TwilioSmsGateway(
+        settings_for(emulator.base_url), retry=FAST, sleep=sleep_past_the_deadline
+    ) as gateway:
+        not_after = time.monotonic() + 0.2  # after the gateway's start-up (SDK imports)
+        result = await gateway.send(to=phone(33), from_=SENDER, body="Hi", not_after=not_after)
+
+    assert (result.outcome, result.attempts) == (SendOutcome.RETRIABLE_EXHAUSTED, 1)
+    assert (result.error_code, result.http_status) == (20429, 429)
+    assert len(waits) == 1
+    assert emulator.counters()["create_requests"] == 1
 
 
 # --- lists, polling and statuses ------------------------------------------------------

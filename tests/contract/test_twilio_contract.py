@@ -313,6 +313,19 @@ async def fetch_every_status(h: Harness) -> None:
     assert [m.status for m in found] == ["delivered", "undelivered", "failed", "queued"]
 
 
+async def validity_period_and_expiry(h: Harness) -> None:
+    h.emulator.control(queue_delay_s=120)
+    short = await h.gateway.send(to="+15550100017", from_=SENDER, body="Hi", validity_period_s=60)
+    long = await h.gateway.send(to="+15550100018", from_=SENDER, body="Hi", validity_period_s=600)
+    assert [e.data["ValidityPeriod"] for e in h.log if e.data] == [60, 600]
+    h.emulator.advance(121)
+    found = await h.gateway.fetch_statuses([str(short.sid), str(long.sid)])
+    assert [(m.status, m.error_code) for m in found] == [("failed", 30036), ("delivered", None)]
+    h.raw("GET", h.api("Messages.json"), params={"To": "+15550100017"})
+    form = {"To": "+15550100019", "From": SENDER, "Body": "Hi", "ValidityPeriod": "0"}
+    h.raw("POST", h.api("Messages.json"), data=form)
+
+
 async def list_with_filters_and_pages(h: Harness) -> None:
     for i in range(7):
         await h.gateway.send(to="+15550100012", from_=SENDER, body=f"Reminder {i}")
@@ -398,6 +411,7 @@ SCENARIOS: list[tuple[Scenario, set[int]]] = [
     (create_faults, {429, 503}),
     (wrong_credentials, {401}),
     (fetch_every_status, {201, 200, 404}),
+    (validity_period_and_expiry, {201, 200, 400}),
     (list_with_filters_and_pages, {200}),
     (previous_pages_and_day_filters, {200}),
     (inbound_and_auto_replies, {200}),

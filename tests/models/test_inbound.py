@@ -89,12 +89,11 @@ def inbound_row(sid: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_insert_inbound_returns_only_what_it_inserted(session: Session) -> None:
-    assert insert_inbound(session=session, rows=[inbound_row("SM1"), inbound_row("SM2")]) == {
-        "SM1",
-        "SM2",
-    }
+    first = insert_inbound(session=session, rows=[inbound_row("SM1"), inbound_row("SM2")])
+    assert set(first) == {"SM1", "SM2"}
     again = insert_inbound(session=session, rows=[inbound_row("SM2"), inbound_row("SM3")])
-    assert again == {"SM3"}
+    assert set(again) == {"SM3"}
+    assert len({*first.values(), *again.values()}) == 3  # each with its own row id
     session.commit()
     assert session.execute(select(func.count()).select_from(InboundMessage)).scalar_one() == 3
 

@@ -121,8 +121,12 @@ def test_reply_to_nothing_fails_cleanly() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--share-429", "1.5"], "share_429"), (["--fail", "+15550400002"], "NUMBER=CODE")],
-    ids=["share-out-of-range", "fail-without-code"],
+    [
+        (["--share-429", "1.5"], "share_429"),
+        (["--fail", "+15550400002"], "NUMBER=CODE"),
+        (["--queue-delay-s", "-1"], "queue_delay_s"),
+    ],
+    ids=["share-out-of-range", "fail-without-code", "negative-queue-delay"],
 )
 def test_twilio_refuses_bad_knobs_before_serving(args: list[str], message: str) -> None:
     result = CliRunner().invoke(sandbox_app(), ["twilio", "--port", "0", *args])

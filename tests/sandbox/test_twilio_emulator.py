@@ -126,6 +126,17 @@ VALIDATION_ROWS = [
         {"To": "+15550200002", "MessagingServiceSid": SERVICE, "Body": "Hi"},
         21704,
     ),
+    *(
+        (f"validity-{name}", {"To": "+15550200002", "From": SENDER, "Body": "Hi", **vp}, 21624)
+        for name, vp in [
+            ("0", {"ValidityPeriod": "0"}),
+            ("36001", {"ValidityPeriod": "36001"}),
+            ("negative", {"ValidityPeriod": "-5"}),
+            ("fraction", {"ValidityPeriod": "1.5"}),
+            ("exponent", {"ValidityPeriod": "1e3"}),
+            ("word", {"ValidityPeriod": "ten"}),
+        ]
+    ),
 ]
 
 
@@ -140,6 +151,63 @@ def test_create_is_validated_like_twilio(
     assert (response.status_code, error_code(response)) == (400, code)
     assert emulator.counters()["rejected"] == {str(code): 1}
     assert emulator.counters()["messages_created"] == 0
+
+
+@pytest.mark.parametrize("validity", ["1", "36000", " 600 "], ids=["min", "max", "spaced"])
+def test_validity_periods_in_range_are_accepted_and_kept(
+    api: httpx.Client, emulator: EmulatorServer, validity: str
+) -> None:
+    response = send(api, "+15550200020", ValidityPeriod=validity)
+
+    assert response.status_code == 201
+    assert "validity_period" not in response.json()  # not part of Twilio's resource
+    record = emulator.message_record(response.json()["sid"])
+    assert record["validity_period_s"] == int(validity)
+
+
+def test_a_backlog_longer_than_the_validity_period_ends_in_30036(
+    api: httpx.Client, emulator: EmulatorServer
+) -> None:
+    emulator.control(queue_delay_s=120)
+    short = send(api, "+15550200021", ValidityPeriod="60").json()
+    long = send(api, "+15550200022", ValidityPeriod="600").json()
+    record = emulator.message_record(short["sid"])
+
+    emulator.advance(120)
+    fetched = api.get(short["uri"]).json()
+    listed = {m["sid"]: m for m in api.get(MESSAGES).json()["messages"]}
+
+    assert (record["status"], record["expired"]) == ("queued", True)
+    assert record["expires_at"] == record["final_at"] == record["created_at"] + 60
+    assert (fetched["status"], fetched["error_code"], fetched["date_sent"]) == (
+        "failed",
+        30036,
+        None,
+    )
+    assert fetched["error_message"] == "Validity Period Expired"
+    assert listed[short["sid"]]["status"] == "failed"
+    assert (listed[long["sid"]]["status"], listed[long["sid"]]["error_code"]) == (
+        "delivered",
+        None,
+    )
+    assert emulator.counters()["expired"] == 1
+
+
+def test_message_record_of_an_unknown_sid(emulator: EmulatorServer) -> None:
+    with pytest.raises(KeyError):
+        emulator.message_record("SM" + "0" * 32)
+
+
+def test_the_clock_moves_forward_only_and_reset_restores_it(emulator: EmulatorServer) -> None:
+    before = time.time()
+    moved = emulator.advance(3600)
+    with pytest.raises(ValueError, match="advance_s"):
+        emulator.advance(-1)
+    emulator.reset()
+    back = emulator.advance(0)
+
+    assert moved >= before + 3600
+    assert back < before + 3600
 
 
 def test_a_1600_character_body_is_accepted_in_11_segments(api: httpx.Client) -> None:

@@ -6,6 +6,7 @@ at exact instants here; ``test_twilio_emulator.py`` checks the same behaviour ov
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,93 @@ def test_through_a_service_the_backlog_fails_later_with_30001() -> None:
     assert (last["status"], last["error_code"]) == ("failed", 30001)
 
 
+EXPIRY_ROWS = [
+    # name, knobs, ValidityPeriod (None: not sent), seconds until final, final status
+    ("backlog-outlasts-validity", {"queue_delay_s": 120}, "60", 60, ("failed", 30036)),
+    ("validity-outlasts-backlog", {"queue_delay_s": 120}, "600", 120, ("delivered", None)),
+    ("backlog-equals-validity", {"queue_delay_s": 120}, "120", 120, ("delivered", None)),
+    ("default-validity-is-36000", {"queue_delay_s": 36_000}, None, 36_000, ("delivered", None)),
+    ("backlog-outlasts-default", {"queue_delay_s": 36_001}, None, 36_000, ("failed", 30036)),
+]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "validity", "final_after", "final"),
+    [r[1:] for r in EXPIRY_ROWS],
+    ids=[r[0] for r in EXPIRY_ROWS],
+)
+def test_a_message_that_outstays_its_validity_period_fails_with_30036(
+    knobs: dict[str, Any],
+    validity: str | None,
+    final_after: float,
+    final: tuple[str, int | None],
+) -> None:
+    clock = Clock(DAY1)
+    e = engine(clock, status_delay_ms=0, **knobs)
+    extra = {} if validity is None else {"ValidityPeriod": validity}
+    sid = create(e, "+15550170001", **extra)["sid"]
+
+    def seen() -> tuple[str, int | None]:
+        fetched = fetch(e, sid)
+        (listed,) = e.list_messages(ACCOUNT, {"To": "+15550170001"}).body["messages"]
+        assert (listed["status"], listed["error_code"]) == (
+            fetched["status"],
+            fetched["error_code"],
+        )
+        return fetched["status"], fetched["error_code"]
+
+    clock.now = DAY1 + final_after - 1
+    before = seen()
+    clock.now = DAY1 + final_after
+    after = seen()
+    expired = final[1] == 30036
+
+    assert before == ("queued", None)
+    assert after == final
+    assert (fetch(e, sid)["date_sent"] is None) is expired
+    assert e.counters.expired == int(expired)
+    record = e.message_record(sid)
+    assert record is not None
+    assert record["validity_period_s"] == int(validity or 36_000)
+    assert record["expires_at"] == DAY1 + record["validity_period_s"]
+    assert (record["expired"], record["final_at"]) == (expired, DAY1 + final_after)
+
+
+def test_an_expired_message_takes_no_pacing_slot() -> None:
+    clock = Clock(DAY1)
+    e = engine(clock, status_delay_ms=0, mps=1)
+    # Slots at +0, +1, +2; the fourth would wait 3 s, longer than its 2 s validity.
+    sids = [create(e, f"+155501800{i:02d}", ValidityPeriod="2")["sid"] for i in range(4)]
+    last = create(e, "+15550180099")["sid"]  # takes the slot the expired one left: +3
+
+    clock.now = DAY1 + 3
+    statuses = [(fetch(e, sid)["status"], fetch(e, sid)["error_code"]) for sid in [*sids, last]]
+
+    assert statuses == [
+        ("delivered", None),
+        ("delivered", None),
+        ("delivered", None),
+        ("failed", 30036),
+        ("delivered", None),
+    ]
+    assert e.counters.expired == 1
+
+
+def test_advance_moves_the_emulators_time_forward_only() -> None:
+    clock = Clock(DAY1)
+    e = engine(clock, status_delay_ms=0, queue_delay_s=60)
+    sid = create(e, "+15550190001")["sid"]
+
+    e.advance(60)
+    delivered = fetch(e, sid)["status"]
+    with pytest.raises(ValueError, match=">= 0"):
+        e.advance(-1)
+    e.reset()
+
+    assert delivered == "delivered"
+    assert e.now() == DAY1
+
+
 def test_date_sent_filters_by_day_and_by_instant() -> None:
     clock = Clock(DAY1)
     e = engine(clock, status_delay_ms=0)
@@ -253,3 +341,50 @@ def test_state_file_keeps_everything_across_engines(tmp_path: Path) -> None:
     assert (blocked.status, blocked.body["code"]) == (400, 21610)
     assert third.list_messages(ACCOUNT, {}).body["messages"] == []  # and the file
     third.close()
+
+
+def test_state_file_keeps_the_validity_period(tmp_path: Path) -> None:
+    state = tmp_path / "twilio.sqlite"
+    first = Engine(EmulatorConfig(queue_delay_s=120), state, clock=Clock(DAY1))
+    sid = create(first, "+15550160003", ValidityPeriod="60")["sid"]
+    first.close()
+
+    second = Engine(EmulatorConfig(), state, clock=Clock(DAY1 + 60))
+    record = second.message_record(sid)
+    second.close()
+
+    assert record is not None
+    assert (record["validity_period_s"], record["status"], record["error_code"]) == (
+        60,
+        "failed",
+        30036,
+    )
+
+
+def test_a_state_file_from_before_validity_periods_still_loads(tmp_path: Path) -> None:
+    state = tmp_path / "twilio.sqlite"
+    with sqlite3.connect(state) as db:
+        db.execute(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, sid TEXT UNIQUE NOT NULL, "
+            'account_sid TEXT NOT NULL, direction TEXT NOT NULL, "to" TEXT NOT NULL, '
+            "from_ TEXT, body TEXT NOT NULL, messaging_service_sid TEXT, "
+            "num_segments INTEGER NOT NULL, created_at REAL NOT NULL, sent_at REAL NOT NULL, "
+            "done_at REAL NOT NULL, outcome TEXT NOT NULL, error_code INTEGER)"
+        )
+        db.execute(
+            "INSERT INTO messages VALUES (1, ?, ?, 'outbound-api', '+15550160004', ?, 'Hi', "
+            "NULL, 1, ?, ?, ?, 'delivered', NULL)",
+            ("SM" + "1" * 32, ACCOUNT, SENDER, DAY1, DAY1, DAY1),
+        )
+    db.close()
+
+    e = Engine(EmulatorConfig(), state, clock=Clock(DAY1 + 1))
+    record = e.message_record("SM" + "1" * 32)
+    later = create(e, "+15550160005", ValidityPeriod="30")["sid"]
+    kept = e.message_record(later)
+    e.close()
+
+    assert record is not None
+    assert (record["validity_period_s"], record["status"]) == (36_000, "delivered")
+    assert kept is not None
+    assert kept["validity_period_s"] == 30

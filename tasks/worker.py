@@ -1,0 +1,265 @@
+"""The worker loop: claim due chunks and send them until none is left, whatever goes wrong.
+
+Any number of processes may run :func:`work` at once — ``nudge work``, Prefect flow runs of
+``send-campaign``, ``campaign-worker`` and ``dispatch-due``, on any machines: chunks are
+claimed, never shared, and every message is marked under the claim's token.
+
+* For one campaign, a worker that finds nothing to claim waits while other workers hold
+  live claims on it: if one of them dies, its chunk becomes claimable once its heartbeat
+  is ``claim_stale_s`` old (at once when the holder is a dead process of this host), and a
+  waiting worker finishes it.
+* ``only_unattended`` (``dispatch-due``) claims only chunks of campaigns no live worker is
+  on: abandoned chunks, deferred messages that came due, newly started scheduled campaigns.
+* One bad chunk never stops the loop: an unexpected error is recorded on the chunk, which is
+  given back to be retried later (backing off), and the loop goes on with the next one.
+* ``should_stop`` is checked between chunks (graceful shutdown: finish the chunk in hand,
+  claim no more); a worker interrupted mid-chunk gives the chunk back before it goes.
+* Alert emails created by a stop are sent at the end of every loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from domain.outbox import Kind
+from models.chunks import (
+    Claim,
+    claim_chunk,
+    free_dead_claims,
+    heartbeat,
+    live_claims,
+    release_chunk,
+)
+from models.db import make_engine
+from models.outbox import finish_idle_campaigns
+from nudge.settings import Settings
+from tasks.outbox import SendEnv, deliver_loose
+from tasks.runtime import run_logger, stepper
+from tasks.send import ChunkReport, send_chunk
+
+log = logging.getLogger("nudge.worker")
+
+#: A chunk whose pass failed unexpectedly waits this long times 2^(failures-1), at most
+#: :data:`MAX_BACKOFF`, before it is tried again.
+FIRST_BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass(slots=True)
+class WorkReport:
+    """What one worker did: chunks passed over, messages sent, where the time went."""
+
+    chunks: int = 0
+    sms_sent: int = 0
+    emails_sent: int = 0
+    fell_back: int = 0
+    deferred: int = 0
+    refused: int = 0
+    unknown_emails: int = 0
+    alerts_sent: int = 0
+    stopped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds_total: float = 0.0
+    seconds_twilio: float = 0.0
+
+    def add(self, chunk: ChunkReport) -> None:
+        """Count one chunk pass."""
+        self.chunks += 1
+        self.sms_sent += chunk.sms_sent
+        self.emails_sent += chunk.emails_sent
+        self.fell_back += chunk.fell_back
+        self.deferred += chunk.deferred
+        self.refused += chunk.refused
+        self.unknown_emails += chunk.unknown_emails
+        self.seconds_total += chunk.seconds_total
+        self.seconds_twilio += chunk.seconds_twilio
+        if chunk.stopped:
+            self.stopped.append(chunk.stopped)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        return {
+            "chunks": self.chunks,
+            "sms_sent": self.sms_sent,
+            "emails_sent": self.emails_sent,
+            "fell_back": self.fell_back,
+            "deferred": self.deferred,
+            "refused": self.refused,
+            "unknown_emails": self.unknown_emails,
+            "alerts_sent": self.alerts_sent,
+            "stopped": self.stopped,
+            "errors": self.errors,
+            "seconds_total": round(self.seconds_total, 3),
+            "seconds_twilio": round(self.seconds_twilio, 3),
+        }
+
+
+class Heartbeat:
+    """Keeps a chunk claim alive from a thread of its own, every ``heartbeat_s`` seconds.
+
+    A slow batch (Twilio retries, a loaded database) must never make a live worker look
+    dead: only a worker that stopped beating is taken over. ``lost`` turns true when another
+    worker holds the chunk; the sender then stops before its next group (and could not mark
+    anything anyway: the mark is fenced by the claim token).
+    """
+
+    def __init__(self, env: SendEnv, claim: Claim) -> None:
+        self.env = env
+        self.claim = claim
+        self.lost = False
+        self._stop = threading.Event()
+        self._interval = max(min(env.settings.heartbeat_s, env.settings.claim_stale_s / 3), 0.05)
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{claim.chunk_id}", daemon=True
+        )
+
+    def beat(self) -> None:
+        """Refresh the claim once."""
+        with Session(self.env.engine) as s:
+            if not heartbeat(session=s, claim=self.claim, now=self.env.now()):
+                self.lost = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval) and not self.lost:
+            try:
+                self.beat()
+            except Exception:  # a missed beat is retried next interval
+                log.warning(
+                    "heartbeat of chunk %s failed; retrying", self.claim.chunk_id, exc_info=True
+                )
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def backoff(failures: int) -> timedelta:
+    """How long a chunk that failed ``failures`` times waits before the next try."""
+    wait: timedelta = FIRST_BACKOFF * (2 ** max(failures - 1, 0))
+    return min(wait, MAX_BACKOFF)
+
+
+def work(
+    settings: Settings,
+    *,
+    campaign_id: int | None = None,
+    engine: bool = False,
+    env: SendEnv | None = None,
+    max_chunks: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll_s: float = 1.0,
+    only_unattended: bool = False,
+    on_chunk: Callable[[], None] | None = None,
+) -> WorkReport:
+    """Claim due chunks (of one campaign, or of any) and send them until none is left."""
+    if env is None:
+        own = SendEnv.from_settings(settings, make_engine(settings.database_url))
+        try:
+            return work(
+                settings,
+                campaign_id=campaign_id,
+                engine=engine,
+                env=own,
+                max_chunks=max_chunks,
+                should_stop=should_stop,
+                poll_s=poll_s,
+                only_unattended=only_unattended,
+                on_chunk=on_chunk,
+            )
+        finally:
+            own.engine.dispose()
+    step = stepper(engine)
+    report = WorkReport()
+    stale = timedelta(seconds=settings.claim_stale_s)
+    while not should_stop() and (max_chunks is None or report.chunks < max_chunks):
+        now = env.now()
+        with Session(env.engine) as s:
+            claim = claim_chunk(
+                session=s,
+                worker=env.worker,
+                now=now,
+                stale_before=now - stale,
+                campaign_id=campaign_id,
+                only_unattended=only_unattended,
+            )
+            if claim is None and free_dead_claims(session=s, campaign_id=campaign_id):
+                continue  # a dead worker's chunk is free now: claim it at once
+            held = (
+                0
+                if claim is not None or campaign_id is None
+                else live_claims(
+                    session=s,
+                    campaign_id=campaign_id,
+                    stale_before=now - stale,
+                    exclude=env.worker,
+                )
+            )
+        if claim is None:
+            if not held:
+                break
+            time.sleep(poll_s)  # another worker is on it; be ready to take over if it dies
+            continue
+        try:
+            # Beat from the moment of the claim: building the gateway or buying the sender's
+            # number must not make this live worker look dead.
+            with Heartbeat(env, claim) as beat:
+                report.add(step(send_chunk)(env, claim, lambda: beat.lost))
+        except Exception as exc:  # one bad chunk never stops the others
+            detail = f"{type(exc).__name__}: {exc}"
+            report.errors.append(f"chunk {claim.chunk_id}: {detail}"[:500])
+            run_logger().error(
+                "chunk %s failed and will be retried later: %s\n%s",
+                claim.chunk_id,
+                detail,
+                traceback.format_exc(limit=8),
+            )
+            _give_back(env, claim, error=detail)
+        except BaseException:
+            # Killed (SIGTERM/Prefect cancellation) mid-chunk: give it back at once; whatever
+            # is left 'sending' is settled by the next worker before any resend.
+            with Session(env.engine) as s:
+                release_chunk(session=s, claim=claim, done=False, not_before=None)
+            raise
+        if on_chunk is not None:
+            on_chunk()
+    with Session(env.engine) as s:
+        finish_idle_campaigns(session=s, now=env.now())
+        s.commit()
+    try:
+        report.alerts_sent = deliver_loose(env, kinds=[Kind.ALERT]).emails.sent
+    except Exception as exc:  # alerts wait for the next loop; the campaign work is done
+        report.errors.append(f"alerts: {type(exc).__name__}: {exc}"[:500])
+        log.warning("alert emails not sent: %s", exc)
+    return report
+
+
+def _give_back(env: SendEnv, claim: Any, *, error: str) -> None:
+    from models.messaging import SendChunk
+
+    with Session(env.engine) as s:
+        row = s.get(SendChunk, claim.chunk_id)
+        failures = (row.failures if row is not None else 0) + 1
+        release_chunk(
+            session=s,
+            claim=claim,
+            done=False,
+            not_before=env.now() + backoff(failures),
+            error=error,
+        )
+
+
+__all__ = ["Heartbeat", "WorkReport", "backoff", "work"]
