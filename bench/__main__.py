@@ -28,6 +28,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "sources": ("bench_sources.py", [], []),
     "emulator": ("bench_twilio_emulator.py", [], []),
     "send": ("bench_send.py", [], ["--messages", "2000", "--limit-mps", "20"]),
+    "pacing": ("bench_pacing.py", [], ["--students", "150"]),
     "audience": ("bench_audience.py", [], ["--students", "20000"]),
     "poll": ("bench_poll.py", [], []),
     "report": ("bench_report.py", [], []),

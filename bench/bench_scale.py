@@ -51,7 +51,7 @@ def main() -> None:
         ):
             settings = Settings(
                 _env_file=None,
-                database_url=url,  # type: ignore[call-arg]
+                database_url=url,
                 twilio_base_url=emulator.base_url,
                 outbox_dir=Path(tmp) / "outbox",
             )

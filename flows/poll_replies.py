@@ -25,8 +25,16 @@ from adapters.twilio_errors import GatewayError
 from domain.audience import AudienceFilter
 from domain.campaign import CampaignRequest
 from models.campaigns import staff_by_sis_id
+from models.chunks import holder_is_dead
 from models.db import make_engine
-from models.inbound import acquire_lease, conversation_exists, find_person, mark_read, release_lease
+from models.inbound import (
+    acquire_lease,
+    conversation_exists,
+    find_person,
+    lease_holder,
+    mark_read,
+    release_lease,
+)
 from nudge.settings import Settings, get_settings
 from tasks import replies
 from tasks.outbox import SendEnv
@@ -172,10 +180,17 @@ def lease_ttl(env: SendEnv) -> timedelta:
 
 
 def _hold_lease(env: SendEnv) -> bool:
-    """Take or renew this poll's lease."""
+    """Take or renew this poll's lease; a lease whose holder is a dead process of this host
+    is taken over at once."""
     with Session(env.engine) as s:
-        return acquire_lease(
+        if acquire_lease(
             session=s, name=LEASE, holder=env.worker, now=env.now(), ttl=lease_ttl(env)
+        ):
+            return True
+        if not holder_is_dead(lease_holder(session=s, name=LEASE)):
+            return False
+        return acquire_lease(
+            session=s, name=LEASE, holder=env.worker, now=env.now(), ttl=timedelta(0)
         )
 
 

@@ -195,6 +195,24 @@ def live_claims(
     return int(session.execute(stmt).scalar_one())
 
 
+def next_due(*, session: Session, campaign_id: int) -> datetime | None:
+    """When the campaign's next pending chunk becomes due (None: nothing pending)."""
+    value = session.execute(
+        select(func.min(func.coalesce(chunk_t.c.not_before, campaign_t.c.created_at)))
+        .select_from(chunk_t.join(campaign_t, campaign_t.c.id == chunk_t.c.campaign_id))
+        .where(
+            chunk_t.c.campaign_id == campaign_id,
+            chunk_t.c.status == PENDING,
+            campaign_t.c.status == CampaignStatus.SENDING.value,
+        )
+    ).scalar()
+    if value is None:
+        return None
+    from models.types import UTCDateTime
+
+    return UTCDateTime().process_result_value(value, session.get_bind().dialect)
+
+
 def free_dead_claims(
     *,
     session: Session,
@@ -231,6 +249,7 @@ __all__ = [
     "holder_is_dead",
     "live_claims",
     "new_token",
+    "next_due",
     "release_chunk",
     "worker_name",
 ]

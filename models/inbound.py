@@ -110,6 +110,12 @@ def acquire_lease(
     return True
 
 
+def lease_holder(*, session: Session, name: str) -> str | None:
+    """Who holds the lease ``name`` (whatever its age), if anyone ever took it."""
+    value = session.execute(select(cursor_t.c.value).where(cursor_t.c.name == name)).scalar()
+    return None if value is None else str(value)
+
+
 def release_lease(*, session: Session, name: str, holder: str) -> None:
     """Give the lease back (only if ``holder`` still holds it); commits."""
     session.execute(
@@ -747,6 +753,7 @@ __all__ = [
     "insert_inbound",
     "institution_consent",
     "known_sids",
+    "lease_holder",
     "mark_read",
     "outbound_threads",
     "people_by_number",

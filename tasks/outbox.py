@@ -70,8 +70,12 @@ MAX_EMAIL_ATTEMPTS = 5
 RETRY_LATER = timedelta(minutes=1)
 #: Consecutive transient mail failures after which a pass stops (the server is down).
 MAIL_OUTAGE_AFTER = 3
-#: Marks are written this long before the first paced slot of a group.
-MARK_LEAD_S = 0.05
+#: Marks are written this long before the first paced slot of a group (a slow commit must
+#: not make the group's first sends late).
+MARK_LEAD_S = 0.25
+#: A send that could not start within this long after its slot takes a fresh slot instead:
+#: going late would bunch it with the next slot (and the next second over the limit).
+LATE_TOLERANCE_S = 0.02
 #: Seconds of sends one SMS group may span (keeps every call well inside the deadline).
 GROUP_SPAN_S = 2.0
 
@@ -111,14 +115,20 @@ class SendEnv:
         )
 
 
-def settled_before(row: OutRow, *, bound: timedelta, now: datetime) -> bool:
-    """Whether no request for ``row`` (left ``sending``) can still be in flight: it was marked
-    longer ago than ``bound``, or its marker is a process of this host that has died."""
+def settles_at(row: OutRow, *, bound: timedelta, now: datetime) -> datetime:
+    """When no request for ``row`` (left ``sending``) can still be in flight: ``bound`` after
+    it was marked, or only the margin after when its marker is a process of this host that
+    has died (it can start nothing more)."""
     if row.marked_at is None:
-        return True
-    if row.marked_at < now - bound:
-        return True
-    return row.marked_at < now - IN_FLIGHT_MARGIN and holder_is_dead(row.claim_token)
+        return now
+    if holder_is_dead(row.claim_token):
+        return row.marked_at + IN_FLIGHT_MARGIN
+    return row.marked_at + bound
+
+
+def settled_before(row: OutRow, *, bound: timedelta, now: datetime) -> bool:
+    """Whether no request for ``row`` (left ``sending``) can still be in flight."""
+    return settles_at(row, bound=bound, now=now) <= now
 
 
 # --- SMS ---------------------------------------------------------------------------------
@@ -209,10 +219,12 @@ async def send_jobs(
     *,
     times: Sequence[float],
     deadline: float,
+    pacer: SharedPacer | None = None,
 ) -> float:
     """Call the provider for every marked job, each message at its paced slot and never
-    after ``deadline``; ambiguous answers are looked up before they are recorded. Returns the
-    seconds spent waiting on the provider."""
+    after ``deadline``; a send late for its slot takes a fresh one from ``pacer``; ambiguous
+    answers are looked up before they are recorded. Returns the seconds spent waiting on
+    the provider."""
     gate = asyncio.Semaphore(env.settings.send_concurrency)
     # First messages take the first slots, in job order; second ones (the texts that follow
     # an opt-in notice) the slots after all of them, so no send waits on a slot taken.
@@ -227,6 +239,11 @@ async def send_jobs(
     async def one(row: OutRow, at: float, validity: int) -> SendResult:
         await wait_until(at)
         async with gate:
+            for _ in range(3):
+                if pacer is None or time.monotonic() - at <= LATE_TOLERANCE_S:
+                    break
+                [at] = await asyncio.to_thread(pacer.reserve, 1)
+                await wait_until(at)
             assert row.to_addr is not None  # noqa: S101 - SMS rows carry the number
             return await gateway.send(
                 to=row.to_addr,
@@ -608,7 +625,7 @@ async def _send_loose_group(
         marked, _over = mark_jobs(s, jobs, rule, env.now())  # limit=None: always fits
         s.commit()
     deadline = time.monotonic() + env.settings.send_deadline_s
-    await send_jobs(env, gateway, marked, times=times, deadline=deadline)
+    await send_jobs(env, gateway, marked, times=times, deadline=deadline, pacer=pacer)
     now = env.now()
     with Session(env.engine) as s:
         for job in marked:

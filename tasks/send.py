@@ -96,6 +96,7 @@ from tasks.outbox import (
     send_jobs,
     settle_stale_emails,
     settled_before,
+    settles_at,
 )
 from tasks.pacing import wait_until
 from tasks.runtime import in_prefect_run, run_logger
@@ -263,7 +264,7 @@ class ChunkSender:
             young = [r for r in busy if not settled_before(r, bound=bound, now=now)]
             if young:
                 waiting.add(id(job))
-                latest = max(r.marked_at or now for r in young) + bound
+                latest = max(settles_at(r, bound=bound, now=now) for r in young)
                 self.retry_at = max(self.retry_at or latest, latest)
             else:
                 settle.extend(busy)
@@ -399,7 +400,7 @@ class ChunkSender:
             return False
         deadline = time.monotonic() + env.settings.send_deadline_s
         self.report.seconds_twilio += await send_jobs(
-            env, self.gateway, marked, times=times, deadline=deadline
+            env, self.gateway, marked, times=times, deadline=deadline, pacer=pacer
         )
         self._record(marked)
         return not self.report.stopped
@@ -566,7 +567,8 @@ class ChunkSender:
         self.report.unknown_emails += settle_stale_emails(self.env, stale)
         young = [r for r in emails if r.status == Status.SENDING and r not in stale]
         if young:
-            latest = max(r.marked_at or now for r in young) + self.env.email_bound()
+            bound = self.env.email_bound()
+            latest = max(settles_at(r, bound=bound, now=now) for r in young)
             self.retry_at = max(self.retry_at or latest, latest)
         waiting = [r for r in emails if r.status in (Status.PLANNED, Status.DEFERRED)]
         report = send_emails(

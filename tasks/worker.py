@@ -37,6 +37,7 @@ from models.chunks import (
     free_dead_claims,
     heartbeat,
     live_claims,
+    next_due,
     release_chunk,
 )
 from models.db import make_engine
@@ -52,6 +53,10 @@ log = logging.getLogger("nudge.worker")
 #: :data:`MAX_BACKOFF`, before it is tried again.
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
+#: A worker on one campaign waits for work due this soon (messages in flight being settled,
+#: a dead worker's chunk) instead of returning with it pending; later work (quiet hours, a
+#: provider outage) is left to ``dispatch-due``.
+WAIT_FOR_DUE = timedelta(seconds=30)
 
 
 @dataclass(slots=True)
@@ -208,11 +213,19 @@ def work(
                     exclude=env.worker,
                 )
             )
+            due = (
+                None
+                if claim is not None or held or campaign_id is None
+                else next_due(session=s, campaign_id=campaign_id)
+            )
         if claim is None:
-            if not held:
-                break
-            time.sleep(poll_s)  # another worker is on it; be ready to take over if it dies
-            continue
+            if held:
+                time.sleep(poll_s)  # another worker is on it; take over if it dies
+                continue
+            if due is not None and due - now <= WAIT_FOR_DUE:
+                time.sleep(min(poll_s, max((due - now).total_seconds(), 0.05)))
+                continue
+            break
         try:
             # Beat from the moment of the claim: building the gateway or buying the sender's
             # number must not make this live worker look dead.

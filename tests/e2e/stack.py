@@ -106,7 +106,7 @@ def prefect_server(database_url: str, home: Path) -> Iterator[PrefectServer]:
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "server.log"
-    env = prefect_env(home, PREFECT_API_DATABASE_CONNECTION_URL=database_url)
+    env = prefect_env(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url)
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
@@ -144,40 +144,78 @@ def prefect_server(database_url: str, home: Path) -> Iterator[PrefectServer]:
         _stop_group(process, timeout=30)
 
 
-@dataclass
+def descendants(pid: int) -> list[int]:
+    """Every process ``pid`` started, and what they started, depth first."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    found: list[int] = []
+    for child in (int(p) for p in out.stdout.split()):
+        found += [child, *descendants(child)]
+    return found
+
+
+@dataclass(eq=False)  # hashable by identity: one Worker per process
 class Worker:
     """A ``prefect worker start`` process and the flow-run processes it spawned."""
 
     process: subprocess.Popen[bytes]
     log: Path
+    name: str
     killed: bool = False
     children: list[int] = field(default_factory=list)
+    #: Every flow-run process seen under this worker (see :func:`watch_children`).
+    seen: set[int] = field(default_factory=set)
 
     def child_pids(self) -> list[int]:
-        """Processes the worker started (its flow runs)."""
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        )
-        return [int(p) for p in out.stdout.split()]
+        """Processes the worker started (its flow runs, and what they started)."""
+        return descendants(self.process.pid)
 
     def kill_hard(self) -> None:
         """SIGKILL the worker and its flow runs: the machine died mid-chunk."""
         self.children = self.child_pids()
-        for pid in [*self.children, self.process.pid]:
+        for pid in [self.process.pid, *self.children]:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.killed = True
 
 
 @contextmanager
+def watch_children(pool: list[Worker], every_s: float = 0.2) -> Iterator[None]:
+    """Record, from a thread, every process each worker starts (into ``Worker.seen``): a
+    flow run's pid is how its chunk claims (``host:pid:...``) are traced to its worker."""
+    import threading
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            for worker in pool:
+                if not worker.killed:
+                    worker.seen.update(worker.child_pids())
+
+    thread = threading.Thread(target=run, name="watch-children", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
 def workers(
-    server: PrefectServer, pool: str, count: int, env: dict[str, str]
+    server: PrefectServer,
+    count: int,
+    env: dict[str, str],
+    *args: str,
+    name: str = "w",
 ) -> Iterator[list[Worker]]:
-    """``count`` process workers on ``pool``, one flow run at a time each."""
+    """``count`` workers started as ``prefect worker start ARGS`` (ARGS as the README has
+    them, e.g. ``--pool nudge --work-queue campaigns --limit 1``), named NAME0, NAME1, ..."""
     started: list[Worker] = []
     try:
         for index in range(count):
-            log = server.home / f"worker-{index}.log"
+            label = f"{name}{index}"
+            log = server.home / f"worker-{label}.log"
             with log.open("wb") as sink:
                 process = subprocess.Popen(
                     [
@@ -186,14 +224,9 @@ def workers(
                         "prefect",
                         "worker",
                         "start",
-                        "--pool",
-                        pool,
-                        "--type",
-                        "process",
-                        "--limit",
-                        "1",
+                        *args,
                         "--name",
-                        f"w{index}",
+                        label,
                     ],
                     env=env,
                     cwd=REPO,
@@ -201,7 +234,7 @@ def workers(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            started.append(Worker(process, log))
+            started.append(Worker(process, log, label))
         yield started
     finally:
         for worker in started:
