@@ -196,13 +196,15 @@ def live_claims(
 
 
 def next_due(*, session: Session, campaign_id: int) -> datetime | None:
-    """When the campaign's next pending chunk becomes due (None: nothing pending)."""
+    """When the campaign's next pending chunk becomes due (None: nothing pending). Chunks
+    backing off after an unexpected error are left out: the dispatcher retries those."""
     value = session.execute(
         select(func.min(func.coalesce(chunk_t.c.not_before, campaign_t.c.created_at)))
         .select_from(chunk_t.join(campaign_t, campaign_t.c.id == chunk_t.c.campaign_id))
         .where(
             chunk_t.c.campaign_id == campaign_id,
             chunk_t.c.status == PENDING,
+            chunk_t.c.failures == 0,
             campaign_t.c.status == CampaignStatus.SENDING.value,
         )
     ).scalar()

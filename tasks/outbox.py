@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from adapters.mailer import Email, Mailer, MailPermanent, MailUnknown, make_mailer
+from adapters.mailer import Email, Mailer, MailPermanent, MailResult, MailUnknown, make_mailer
 from adapters.twilio_gateway import SendOutcome, SendResult, SmsGateway, TwilioSmsGateway
 from domain.outbox import IN_FLIGHT_MARGIN, Kind, OutChannel, Status, in_flight_bound
 from domain.quota import message_cost, month_key
@@ -378,6 +378,7 @@ class EmailReport:
     unknown: int = 0
     lost_claim: bool = False
     sent_ids: list[int] = field(default_factory=list)
+    replies: int = 0
     last_error: str | None = None
 
 
@@ -421,60 +422,84 @@ def send_emails(
 ) -> EmailReport:
     """Send emails one at a time: mark (committed), hand to the server, record (committed).
 
-    A crash leaves at most the one email in flight undecided. ``on_sent`` runs in the
-    recording transaction of each email the server accepted.
+    Recording one email and marking the next share a transaction, so a crash leaves at
+    most the one email in flight undecided. ``on_sent`` runs in the recording transaction of
+    each email the server accepted.
     """
     report = EmailReport()
     if not rows:
         return report
     outage = 0
-    with env.mailer.open() as mail:
-        for row in rows:
-            if should_stop():
-                break
-            with Session(env.engine) as s:
-                marked = mark_sending(session=s, row=row, token=token, now=env.now(), fence=fence)
-                s.commit()
-            if not marked:
-                if fence is not None:
-                    report.lost_claim = True
-                    break
-                continue
-            result = mail.send(email_of(row))
+    queue = iter(rows)
+    with env.mailer.open() as mail, Session(env.engine) as s:
+        current = _mark_next(s, queue, token=token, fence=fence, env=env, report=report)
+        s.commit()
+        while current is not None:
+            result = mail.send(email_of(current))
             now = env.now()
             if result.error is not None:
                 report.last_error = str(result.error)
-            with Session(env.engine) as s:
-                if result.ok:
-                    final = Status.FALLBACK_EMAIL if row.extra.get("fallback") else Status.SENT
-                    if settle(session=s, row=row, to=final, now=now, sent_at=now):
-                        report.sent += 1
-                        report.sent_ids.append(row.id)
-                        if on_sent is not None:
-                            on_sent(s, row)
-                    outage = 0
-                elif isinstance(result.error, MailUnknown):
-                    report.unknown += mark_unknown(
-                        session=s, row=row, now=now, note=str(result.error)
-                    )
-                elif isinstance(result.error, MailPermanent) or row.attempts >= MAX_EMAIL_ATTEMPTS:
-                    report.failed += settle(
-                        session=s,
-                        row=row,
-                        to=Status.FAILED,
-                        now=now,
-                        error_message=str(result.error)[:500],
-                    )
-                else:
-                    report.retry += unmark(
-                        session=s, row=row, now=now, error_message=str(result.error)[:500]
-                    )
-                    outage += 1
-                s.commit()
-            if outage >= MAIL_OUTAGE_AFTER:
-                log.warning("mail server failing (%s); emails wait for the next pass", result.error)
-                break
+            outage = 0 if result.ok else outage
+            outage += _record_email(s, current, result, now, report, on_sent)
+            current = None
+            if outage < MAIL_OUTAGE_AFTER and not should_stop():
+                current = _mark_next(s, queue, token=token, fence=fence, env=env, report=report)
+            s.commit()
+        if outage >= MAIL_OUTAGE_AFTER:
+            log.warning(
+                "mail server failing (%s); emails wait for the next pass", report.last_error
+            )
     return report
+
+
+def _mark_next(
+    s: Session,
+    queue: Iterator[OutRow],
+    *,
+    token: str,
+    fence: Fence | None,
+    env: SendEnv,
+    report: EmailReport,
+) -> OutRow | None:
+    """Mark the next email of ``queue`` that is still ours to send (None: none left, or the
+    chunk's claim is lost)."""
+    for row in queue:
+        if mark_sending(session=s, row=row, token=token, now=env.now(), fence=fence):
+            return row
+        if fence is not None:
+            report.lost_claim = True
+            return None
+    return None
+
+
+def _record_email(
+    s: Session,
+    row: OutRow,
+    result: MailResult,
+    now: datetime,
+    report: EmailReport,
+    on_sent: Callable[[Session, OutRow], None] | None,
+) -> int:
+    """Record one email's outcome; returns 1 when it failed for a reason worth retrying."""
+    if result.ok:
+        final = Status.FALLBACK_EMAIL if row.extra.get("fallback") else Status.SENT
+        if settle(session=s, row=row, to=final, now=now, sent_at=now):
+            report.sent += 1
+            report.sent_ids.append(row.id)
+            report.replies += len(row.extra.get("inbound_ids") or ()) or 1
+            if on_sent is not None:
+                on_sent(s, row)
+        return 0
+    if isinstance(result.error, MailUnknown):
+        report.unknown += mark_unknown(session=s, row=row, now=now, note=str(result.error))
+        return 0
+    if isinstance(result.error, MailPermanent) or row.attempts >= MAX_EMAIL_ATTEMPTS:
+        report.failed += settle(
+            session=s, row=row, to=Status.FAILED, now=now, error_message=str(result.error)[:500]
+        )
+        return 0
+    report.retry += unmark(session=s, row=row, now=now, error_message=str(result.error)[:500])
+    return 1
 
 
 # --- messages outside campaigns ------------------------------------------------------------
@@ -493,10 +518,13 @@ class LooseReport:
 
 
 def mark_notified(s: Session, row: OutRow) -> None:
-    """Record on the reply that its notification email was handed over."""
-    if row.kind == Kind.NOTIFICATION and row.inbound_id is not None:
+    """Record on the replies a notification email told about that it was handed over."""
+    if row.kind != Kind.NOTIFICATION:
+        return
+    ids = list(row.extra.get("inbound_ids") or ([row.inbound_id] if row.inbound_id else []))
+    if ids:
         t = InboundMessage.__table__  # type: ignore[attr-defined]
-        s.execute(update(t).where(t.c.id == row.inbound_id).values(notified=True))
+        s.execute(update(t).where(t.c.id.in_(ids)).values(notified=True))
 
 
 def deliver_emails(env: SendEnv, *, kinds: Sequence[Kind], limit: int = 1000) -> LooseReport:

@@ -294,10 +294,9 @@ def store_inbound(
             if keyword is not Keyword.NONE and config.keyword_replies and row["staff_person_id"]:
                 answers.append(keyword_reply_row(row, inserted[sid], keyword, config, now))
         tz = ZoneInfo(config.timezone)
-        notices = [
-            notification_row(reply, tz, now)
-            for reply in replies_to_notify(session=s, inbound_ids=list(inserted.values()))
-        ]
+        notices = notification_rows(
+            replies_to_notify(session=s, inbound_ids=list(inserted.values())), tz, now
+        )
         report.notifications_queued = enqueue(session=s, rows=notices)
         report.keyword_replies_queued = enqueue(session=s, rows=answers)
         report.new = len(inserted)
@@ -426,61 +425,80 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in (text.splitlines() or [""]))
 
 
-def notification_text(reply: PendingReply, tz: ZoneInfo) -> tuple[str, str]:
-    """The subject and body of the email telling a staff member about one reply."""
-    who = reply.student_name and f"{reply.student_name} ({reply.student_sis_id})"
-    subject = f"New reply from {who or 'an unknown number'}"
-    given = reply.staff_name.split(" ")[0]
+def notification_text(replies: Sequence[PendingReply], tz: ZoneInfo) -> tuple[str, str]:
+    """The subject and body of the email telling a staff member about the new replies of
+    one conversation (one student, or one unknown number), oldest first."""
+    first = replies[0]
+    who = first.student_name and f"{first.student_name} ({first.student_sis_id})"
+    sender = who or "an unknown number"
+    count = len(replies)
+    subject = f"New reply from {sender}" if count == 1 else f"{count} new replies from {sender}"
+    given = first.staff_name.split(" ")[0]
     parts = [f"Hello {given},", ""]
-    if reply.student_sis_id:
-        parts.append(
-            f"{reply.student_name} (student id {reply.student_sis_id}) replied "
-            f"on {_when(reply.received_at, tz)}:"
-        )
-    else:
-        parts.append(
-            f"An unknown number ({mask_phone(reply.from_e164)}) texted your "
-            f"number on {_when(reply.received_at, tz)}:"
-        )
-    parts += ["", _indent(reply.body), ""]
-    if reply.original_body is not None:
+    for reply in replies:
+        if reply.student_sis_id:
+            parts.append(
+                f"{reply.student_name} (student id {reply.student_sis_id}) replied "
+                f"on {_when(reply.received_at, tz)}:"
+            )
+        else:
+            parts.append(
+                f"An unknown number ({mask_phone(reply.from_e164)}) texted your "
+                f"number on {_when(reply.received_at, tz)}:"
+            )
+        parts += ["", _indent(reply.body), ""]
+        if reply.original_body is not None:
+            parts += [
+                f"In answer to your text of {_when(reply.original_sent_at, tz)}:",
+                _indent(reply.original_body),
+                "",
+            ]
+        if reply.flagged_phrase:
+            parts += [
+                f"This reply reads like a request to stop texts "
+                f'("{reply.flagged_phrase}"). Texts to this number are paused until '
+                "an admin reviews it (nudge consent resolve).",
+                "",
+            ]
+    if first.student_sis_id:
         parts += [
-            f"In answer to your text of {_when(reply.original_sent_at, tz)}:",
-            _indent(reply.original_body),
+            f"Answer: nudge reply --sender {first.staff_sis_id} "
+            f'--student {first.student_sis_id} --message "..."',
             "",
         ]
-    if reply.flagged_phrase:
-        parts += [
-            f"This reply reads like a request to stop texts "
-            f'("{reply.flagged_phrase}"). Texts to this number are paused until '
-            "an admin reviews it (nudge consent resolve).",
-            "",
-        ]
-    if reply.student_sis_id:
-        parts += [
-            f"Answer: nudge reply --sender {reply.staff_sis_id} "
-            f'--student {reply.student_sis_id} --message "..."',
-            "",
-        ]
-    parts.append(f"All your conversations: nudge inbox --staff {reply.staff_sis_id} --unread")
+    parts.append(f"All your conversations: nudge inbox --staff {first.staff_sis_id} --unread")
     return subject, "\n".join(parts)
 
 
-def notification_row(reply: PendingReply, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
-    """The outbox row of one reply's notification email (unique per reply)."""
-    subject, body = notification_text(reply, tz)
-    return {
-        "outbox_key": f"notify:{reply.provider_sid}",
-        "kind": Kind.NOTIFICATION.value,
-        "channel": OutChannel.EMAIL.value,
-        "person_id": reply.staff_person_id,
-        "inbound_id": reply.id,
-        "to_addr": reply.staff_email or None,
-        "subject": subject,
-        "body": body,
-        "created_at": now,
-        "updated_at": now,
-    }
+def notification_rows(
+    replies: Sequence[PendingReply], tz: ZoneInfo, now: datetime
+) -> list[dict[str, Any]]:
+    """The outbox rows of the notification emails for ``replies`` (stored in one poll): one
+    email per conversation (staff member and student, or unknown number), unique by the
+    conversation's first reply, so it is created and sent exactly once."""
+    groups: dict[tuple[int, object], list[PendingReply]] = {}
+    for reply in replies:
+        who: object = reply.student_sis_id or reply.from_e164
+        groups.setdefault((reply.staff_person_id, who), []).append(reply)
+    rows = []
+    for group in groups.values():
+        subject, body = notification_text(group, tz)
+        rows.append(
+            {
+                "outbox_key": f"notify:{group[0].provider_sid}",
+                "kind": Kind.NOTIFICATION.value,
+                "channel": OutChannel.EMAIL.value,
+                "person_id": group[0].staff_person_id,
+                "inbound_id": group[0].id,
+                "to_addr": group[0].staff_email or None,
+                "subject": subject,
+                "body": body,
+                "extra": {"inbound_ids": [r.id for r in group]},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return rows
 
 
 @task(name="notify-staff", cache_policy=NO_CACHE)
@@ -489,7 +507,8 @@ def notify_staff(env: SendEnv, options: PollOptions) -> NotifyReport:
     clock = _Stopwatch()
     report = NotifyReport()
     sent = deliver_loose(env, kinds=[Kind.NOTIFICATION], limit=options.notify_limit).emails
-    report.notifications_sent = report.replies_notified = sent.sent
+    report.notifications_sent = sent.sent
+    report.replies_notified = sent.replies
     report.notifications_failed = sent.failed + sent.retry
     report.notifications_unknown = sent.unknown
     with Session(env.engine) as s:
@@ -576,6 +595,7 @@ class StatusReport:
     failed: int = 0
     numbers_disabled: int = 0
     carrier_opt_outs: int = 0
+    expired: int = 0
     fatal_codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -649,6 +669,10 @@ def refresh_statuses(env: SendEnv, options: PollOptions) -> StatusReport:
                     at=now,
                 )
                 report.carrier_opt_outs += 1
+            elif error is ErrorClass.EXPIRED:
+                # It waited in Twilio's queue past its validity (the recipient's window
+                # closed): it was never sent, and is not resent by itself.
+                report.expired += 1
             elif error is ErrorClass.FATAL:
                 code = str(provider.error_code)
                 report.fatal_codes[code] = report.fatal_codes.get(code, 0) + 1
@@ -701,7 +725,7 @@ __all__ = [
     "count_unaddressed",
     "fetch_inbound",
     "keyword_reply_row",
-    "notification_row",
+    "notification_rows",
     "notification_text",
     "notify_staff",
     "refresh_statuses",

@@ -129,3 +129,29 @@ def test_admin_commands_round_trip(cli_env: Path) -> None:
     assert run_json("campaigns", "list")["campaigns"] == []
     assert run_json("campaigns", "show", "99")["_exit"] == 1
     assert run_json("campaigns", "cancel", "99")["_exit"] == 1
+
+
+def test_send_exits_4_naming_what_is_left_when_it_returns_with_work_pending(cli_env: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    run_json("init")
+    source = write_extract(
+        cli_env / "x", [staff("A1", roles="Texting"), student("S1")], [phone("S1", "212-555-0101")]
+    )
+    run_json("sync", "--source", source, "--no-engine")
+    run_json("config", "set", "permitted_roles", "Texting")
+    later = datetime.now(UTC).astimezone(ZoneInfo("America/New_York")) + timedelta(hours=2)
+    window = f"{later:%H}:00-{(later + timedelta(hours=1)):%H}:00"
+    assert run_json("config", "set", "quiet_hours", window)["value"] == window
+    result = runner.invoke(
+        app, ["send", "--sender", "A1", "--message", "Hi {first_name}", "--student", "S1", "--json"]
+    )
+    assert result.exit_code == 4
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (data["status"], data["pending"]["total"], data["pending"]["deferred"]) == (
+        "sending",
+        2,
+        2,
+    )  # the opt-in notice and the text wait for the window
+    assert "2 message(s) not sent yet: 2 deferred by quiet hours until" in result.stderr

@@ -201,6 +201,26 @@ def watch_children(pool: list[Worker], every_s: float = 0.2) -> Iterator[None]:
         thread.join()
 
 
+def own_host_prefix() -> list[str] | None:
+    """A command prefix that runs a process under a host name of its own (a UTS namespace:
+    as root, or in a user namespace where those are allowed), or None where neither works.
+    A worker started so is "another machine" to nudge: its claims are taken over once stale,
+    never at once as those of a dead process of this host are."""
+    for prefix in (["unshare", "--uts"], ["unshare", "--user", "--map-root-user", "--uts"]):
+        try:
+            probe = subprocess.run(
+                [*prefix, "sh", "-c", "hostname nudge-probe"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
 @contextmanager
 def workers(
     server: PrefectServer,
@@ -208,26 +228,22 @@ def workers(
     env: dict[str, str],
     *args: str,
     name: str = "w",
+    own_host: list[str] | None = None,
 ) -> Iterator[list[Worker]]:
     """``count`` workers started as ``prefect worker start ARGS`` (ARGS as the README has
-    them, e.g. ``--pool nudge --work-queue campaigns --limit 1``), named NAME0, NAME1, ..."""
+    them, e.g. ``--pool nudge --work-queue campaigns --limit 1``), named NAME0, NAME1, ...;
+    with ``own_host`` (see :func:`own_host_prefix`), each on a host named after it."""
     started: list[Worker] = []
     try:
         for index in range(count):
             label = f"{name}{index}"
             log = server.home / f"worker-{label}.log"
+            command = [sys.executable, "-m", "prefect", "worker", "start", *args, "--name", label]
+            if own_host:
+                command = [*own_host, "sh", "-c", 'hostname "$0" && exec "$@"', label, *command]
             with log.open("wb") as sink:
                 process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "prefect",
-                        "worker",
-                        "start",
-                        *args,
-                        "--name",
-                        label,
-                    ],
+                    command,
                     env=env,
                     cwd=REPO,
                     stdout=sink,

@@ -561,3 +561,108 @@ def test_stopped_campaign_resumes_after_the_fix_and_sends_only_what_was_not_sent
     assert json.loads(out.stdout)["status"] == "completed"
     assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
     assert max(emulator.counters()["per_to"].values()) == 2
+
+
+# --- issue 10: validity period, exit codes, isolation of a failing chunk -------------------------
+
+
+def test_every_sms_carries_the_validity_until_the_window_closes_and_a_backlog_expires(
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+) -> None:
+    from flows.poll_replies import run_poll
+    from tasks.campaigns import plan_campaign
+
+    numbers = college(2)
+    planned = plan_campaign.fn(request(), live_settings)  # quiet hours off while planning
+    configure(live_settings, quiet_hours="08:00-21:00")
+    # 20:50 in New York (the numbers' zone): ten minutes before the window closes.
+    ten_to_nine = datetime(2026, 11, 28, 1, 50, tzinfo=UTC)
+    emulator.control(queue_delay_s=900)  # Twilio's queue is backed up by a quarter of an hour
+    work(live_settings, campaign_id=planned.campaign_id, env=make_env(now=lambda: ten_to_nine))
+    with Session(make_env().engine) as s:
+        sids = list(
+            s.execute(select(Message.provider_sid).where(Message.status == "sent")).scalars()
+        )
+    assert len(sids) == 4  # opt-in notice and text, for two students
+    assert {emulator.message_record(sid)["validity_period_s"] for sid in sids} == {600}
+    emulator.advance(601)
+    statuses = run_poll(
+        live_settings, env=make_env(now=lambda: ten_to_nine + timedelta(minutes=11))
+    )
+    assert (statuses["statuses_updated"], statuses["failed"], statuses["expired"]) == (4, 4, 4)
+    with Session(make_env().engine) as s:
+        codes = set(s.execute(select(Message.error_code)).scalars())
+    assert codes == {30036}
+    assert emulator.counters()["expired"] == 4  # nothing reached a phone at 2 a.m.
+    assert len(numbers) == 2
+
+
+def test_an_unexpected_error_in_one_chunk_does_not_stop_the_others(
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks import send
+    from tasks.campaigns import plan_campaign
+
+    college(8)  # chunk_size 4: two chunks of four students
+    planned = plan_campaign.fn(request(), live_settings)
+    original = send.ChunkSender._check
+    first_chunk: list[int] = []
+
+    def explode(self: send.ChunkSender, jobs: Any) -> Any:
+        if not first_chunk:
+            first_chunk.append(self.claim.chunk_id)
+        if self.claim.chunk_id == first_chunk[0]:
+            raise RuntimeError("a bug that hits one chunk")
+        return original(self, jobs)
+
+    monkeypatch.setattr(send.ChunkSender, "_check", explode)
+    report = work(live_settings, campaign_id=planned.campaign_id, env=make_env())
+    assert report.errors == [f"chunk {first_chunk[0]}: RuntimeError: a bug that hits one chunk"]
+    assert sum(campaign_sms_per_number(emulator).values()) == 4  # the other chunk went
+    with Session(make_env().engine) as s:
+        chunk = s.get(SendChunk, first_chunk[0])
+        assert chunk is not None and (chunk.status, chunk.failures) == ("pending", 1)
+        assert "a bug that hits one chunk" in (chunk.last_error or "")
+    monkeypatch.setattr(send.ChunkSender, "_check", original)
+    # The dispatcher retries it once its backoff has passed; the campaign completes.
+    later = make_env(now=lambda: datetime.now(UTC) + timedelta(minutes=1))
+    assert run_dispatch(live_settings, env=later)["errors"] == []
+    assert sum(campaign_sms_per_number(emulator).values()) == 8
+    with Session(make_env().engine) as s:
+        assert s.get(Campaign, planned.campaign_id).status == "completed"  # type: ignore[union-attr]
+
+
+def test_dispatch_picks_up_abandoned_chunks_but_never_joins_a_live_campaign(
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+) -> None:
+    from models.chunks import claim_chunk
+    from tasks.campaigns import plan_campaign
+
+    college(8)
+    planned = plan_campaign.fn(request(), live_settings)
+    env = make_env()
+    now = datetime.now(UTC)
+    with Session(env.engine) as s:
+        # Another machine's worker holds the first chunk and is alive (fresh heartbeat).
+        held = claim_chunk(
+            session=s, worker="elsewhere:4242:w", now=now, stale_before=now - timedelta(seconds=15)
+        )
+    assert held is not None
+    assert run_dispatch(live_settings, env=env)["chunks"] == 0  # its workers are on it
+    assert emulator.counters()["messages_created"] == 0
+    # That worker dies: once its heartbeat is stale, dispatch finishes the whole campaign.
+    later = make_env(now=lambda: datetime.now(UTC) + timedelta(seconds=20))
+    assert run_dispatch(live_settings, env=later)["chunks"] == 2
+    assert sum(campaign_sms_per_number(emulator).values()) == 8
+    with Session(env.engine) as s:
+        assert s.get(Campaign, planned.campaign_id).status == "completed"  # type: ignore[union-attr]

@@ -451,29 +451,32 @@ def test_unknown_sender_and_unknown_number_are_stored_and_reported(
 # --- notifications ----------------------------------------------------------------------------
 
 
-def test_staff_get_one_email_per_reply_with_the_reply_and_the_original(
+def test_staff_get_one_email_per_conversation_with_the_replies_and_the_original(
     make_college: Callable[..., College],
 ) -> None:
     world = make_college(3, t2=True, texted=True)
     world.text(0, "Is the form online?")
     world.text(1, "Done!")
+    world.text(0, "And is it due Friday?")
     world.text(2, "Thanks", to=world.t2)
     result = world.poll()
-    assert (result["notifications_sent"], result["replies_notified"]) == (3, 3)
+    assert (result["notifications_sent"], result["replies_notified"]) == (3, 4)
     mails = {m["Subject"]: m for m in world.smtp.messages}
     assert {s: m["To"] for s, m in mails.items()} == {
-        "New reply from FirstS0 LastS0 (S0)": "t1@college.edu",
+        "2 new replies from FirstS0 LastS0 (S0)": "t1@college.edu",
         "New reply from FirstS1 LastS1 (S1)": "t1@college.edu",
         "New reply from FirstS2 LastS2 (S2)": "t2@college.edu",
     }
-    s0 = text_of(mails["New reply from FirstS0 LastS0 (S0)"])
+    s0 = text_of(mails["2 new replies from FirstS0 LastS0 (S0)"])
     for needle in (
         "FirstS0 LastS0 (student id S0)",
         "Is the form online?",
+        "And is it due Friday?",
         "In answer to your text of",
         "Hi FirstS0, forms are due.",
     ):
         assert needle in s0
+    assert s0.index("Is the form online?") < s0.index("And is it due Friday?")
     assert "Done!" in text_of(mails["New reply from FirstS1 LastS1 (S1)"])
     assert world.students[0] not in s0  # numbers are not needed to answer: never shown
     assert world.poll()["notifications_sent"] == 0  # each reply is notified once

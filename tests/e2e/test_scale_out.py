@@ -43,6 +43,7 @@ from tests.e2e.stack import (
     PrefectServer,
     Worker,
     fresh_database,
+    own_host_prefix,
     prefect_env,
     prefect_server,
     watch_children,
@@ -165,9 +166,16 @@ def test_campaign_across_workers_survives_a_killed_worker(
                 NUDGE_CAMPAIGN_FANOUT=str(FANOUT),
                 **nudge_env(settings, emulator.base_url),
             )
+            # Each campaign worker on a host of its own where the system allows it, as the
+            # README draws them: the killed one's claims are then taken over once stale
+            # (NUDGE_CLAIM_STALE_S), not at once as those of a dead process of this host.
+            own_host = own_host_prefix()
+            mark(f"campaign workers on {'hosts of their own' if own_host else 'this host'}")
             with (
                 workers(server, 1, env, *default_args, name="default") as (scheduler,),
-                workers(server, FANOUT, env, *campaign_args, name="campaigns") as pool,
+                workers(
+                    server, FANOUT, env, *campaign_args, name="campaigns", own_host=own_host
+                ) as pool,
                 watch_children([scheduler, *pool]),
             ):
                 server.cli(
