@@ -229,8 +229,10 @@ def run_dispatch(
             started = start_due_campaigns(session=s, now=env.now())
             s.commit()
         if engine and settings.campaign_fanout > 1:
+            # As many runners as send-campaign gives a campaign: dispatch itself stops
+            # working a campaign once its own runners hold claims on it.
             for campaign_id in started:
-                fan_out(campaign_id, settings.campaign_fanout - 1)
+                fan_out(campaign_id, settings.campaign_fanout)
         report = work(settings, engine=engine, env=env, only_unattended=True)
     finally:
         if owned:

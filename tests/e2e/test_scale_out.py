@@ -200,9 +200,21 @@ def test_campaign_across_workers_survives_a_killed_worker(
                 killed_at = datetime.now(UTC)
                 kill_clock = time.monotonic()
                 victim.kill_hard()
+                abandoned = [
+                    chunk
+                    for chunk, holder in chunks_held(settings, campaign_id).items()
+                    if worker_of(holder, pool) is victim
+                ]
                 wait_for_campaign(settings, campaign_id, timeout=DEFAULTS.claim_stale_s + 30)
                 to_completed = time.monotonic() - kill_clock
                 mark(f"campaign completed {to_completed:.1f} s after the kill")
+                finishers = chunks_done_by(settings, abandoned)
+                for chunk, (holder, claimed_at) in finishers.items():
+                    # Stale 15 s after the kill; its texts left `sending` are settled once
+                    # none can be in flight (send deadline + Twilio timeout + 5 s).
+                    taken = (claimed_at - killed_at).total_seconds()
+                    mark(f"{victim.name}'s chunk {chunk} finished by {holder}, last claimed"
+                         f" {taken:.1f} s after the kill")  # fmt: skip
                 killed = runs_of(server, victim.children)
                 assert killed, "the killed worker was running a flow run"
                 killed = wait_for_crashed(server, killed, timeout=150)
@@ -255,6 +267,12 @@ def test_campaign_across_workers_survives_a_killed_worker(
     engine.dispose()
     # Fan-out spread over the workers: each campaign worker sent chunks of its own.
     assert all(shares[w.name] >= 1 for w in pool), shares
+    # The chunk the killed worker was on was taken over and finished by another worker, and
+    # the campaign completed within the stale time plus 30 s of the kill.
+    assert abandoned, "the killed worker held a chunk"
+    assert set(finishers) == set(abandoned), finishers
+    for chunk, (holder, _) in finishers.items():
+        assert worker_of(holder, pool) not in (None, victim), (chunk, holder)
     assert to_completed <= DEFAULTS.claim_stale_s + 30
     assert "sending" not in statuses and "planned" not in statuses
     assert used <= QUOTA and created == used  # quota never exceeded; every unit is a real SMS
@@ -474,32 +492,64 @@ def pid_of(holder: str | None) -> int | None:
 
 def wait_for_shares(pool: list[Worker], settings: Settings, campaign_id: int) -> Worker:
     """Mid-campaign — every campaign worker has finished a chunk, half the chunks are done
-    and more are pending: a worker holding a claim right now (the one to kill)."""
+    and more are pending: a worker that claimed a chunk less than a second ago, so it is
+    surely still on it when killed (the one to kill)."""
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline:
             with Session(engine) as s:
+                now = s.execute(select(func.now())).scalar_one()
                 chunks = s.execute(
-                    select(SendChunk.status, SendChunk.claimed_by).where(
+                    select(SendChunk.status, SendChunk.claimed_by, SendChunk.claimed_at).where(
                         SendChunk.campaign_id == campaign_id
                     )
                 ).all()
-            done = Counter(worker_of(h, pool) for st, h in chunks if st == "done")
-            busy = [worker_of(h, pool) for st, h in chunks if st == "claimed"]
-            pending = sum(1 for st, _ in chunks if st == "pending")
+            done = Counter(worker_of(h, pool) for st, h, _ in chunks if st == "done")
+            pending = sum(1 for st, _, _ in chunks if st == "pending")
             halfway = sum(done.values()) >= len(chunks) // 2
             if all(done[w] for w in pool) and halfway and pending >= 2:
-                victim = next((w for w in busy if w is not None), None)
-                if victim is not None:
-                    return victim
+                for status, holder, claimed_at in chunks:
+                    fresh = claimed_at is not None and now - claimed_at < timedelta(seconds=1)
+                    if status == "claimed" and fresh and (victim := worker_of(holder, pool)):
+                        return victim
             assert pending, f"the campaign ran out before every worker had a share: {done}"
             show_progress(engine, campaign_id)
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         engine.dispose()
     logs = "\n".join(w.log.read_text()[-2000:] for w in pool)
     raise AssertionError(f"the workers never got going:\n{logs}")
+
+
+def chunks_held(settings: Settings, campaign_id: int) -> dict[int, str]:
+    """The campaign's claimed chunks and who holds them."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as s:
+            rows = s.execute(
+                select(SendChunk.id, SendChunk.claimed_by).where(
+                    SendChunk.campaign_id == campaign_id, SendChunk.status == "claimed"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {int(chunk_id): str(holder) for chunk_id, holder in rows}
+
+
+def chunks_done_by(settings: Settings, chunk_ids: list[int]) -> dict[int, tuple[str, datetime]]:
+    """Who finished each of these chunks, and when they claimed it (done chunks only)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as s:
+            rows = s.execute(
+                select(SendChunk.id, SendChunk.claimed_by, SendChunk.claimed_at).where(
+                    col(SendChunk.id).in_(chunk_ids), SendChunk.status == "done"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {int(i): (str(h), at) for i, h, at in rows}
 
 
 def wait_for_campaign(settings: Settings, campaign_id: int, *, timeout: float) -> None:
