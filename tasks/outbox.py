@@ -220,12 +220,13 @@ async def send_jobs(
     times: Sequence[float],
     deadline: float,
     pacer: SharedPacer | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> float:
     """Call the provider for every marked job, each message at its paced slot and never
     after ``deadline``; a send late for its slot takes a fresh one from ``pacer``; ambiguous
     answers are looked up before they are recorded. Returns the seconds spent waiting on
     the provider."""
-    gate = asyncio.Semaphore(env.settings.send_concurrency)
+    gate = gate or asyncio.Semaphore(env.settings.send_concurrency)
     # First messages take the first slots, in job order; second ones (the texts that follow
     # an opt-in notice) the slots after all of them, so no send waits on a slot taken.
     slots: dict[int, list[float]] = {}
@@ -238,12 +239,14 @@ async def send_jobs(
 
     async def one(row: OutRow, at: float, validity: int) -> SendResult:
         await wait_until(at)
+        for _ in range(3):
+            # Late for its slot (a slow notice before it, a busy loop): going now would bunch
+            # it with the next slot, so it takes a fresh one — where the pace binds.
+            if pacer is None or not pacer.binding or time.monotonic() - at <= LATE_TOLERANCE_S:
+                break
+            [at] = await asyncio.to_thread(pacer.reserve, 1)
+            await wait_until(at)
         async with gate:
-            for _ in range(3):
-                if pacer is None or time.monotonic() - at <= LATE_TOLERANCE_S:
-                    break
-                [at] = await asyncio.to_thread(pacer.reserve, 1)
-                await wait_until(at)
             assert row.to_addr is not None  # noqa: S101 - SMS rows carry the number
             return await gateway.send(
                 to=row.to_addr,

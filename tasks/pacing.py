@@ -47,15 +47,20 @@ class SharedPacer:
     def __init__(self, engine: Engine, keys: Sequence[tuple[str, float]]) -> None:
         self.engine = engine
         self.keys = [(key, interval(rate)) for key, rate in keys]
+        slowest = max((step for _key, step in self.keys), default=0.0)
+        #: Whether a late send could push a second over the limit: the headroom of a
+        #: second at the slowest rate holds less than one send.
+        self.binding = slowest > 0 and (1.0 / slowest) * (1 - PACE_SHARE) / PACE_SHARE < 1.0
 
-    def reserve(self, count: int) -> list[float]:
-        """Reserve ``count`` sends; returns their start times on ``time.monotonic()``."""
+    def reserve(self, count: int, *, lead: float = 0.0) -> list[float]:
+        """Reserve ``count`` sends, none sooner than ``lead`` seconds from now; returns their
+        start times on ``time.monotonic()``."""
         if count <= 0:
             return []
         times = [0.0] * count
-        for key, step in self.keys:
-            reservation = reserve_slots(engine=self.engine, key=key, count=count, interval=step)
-            base = time.monotonic()
+        reservations = reserve_slots(engine=self.engine, keys=self.keys, count=count, lead=lead)
+        base = time.monotonic()
+        for reservation in reservations:
             for index, offset in enumerate(reservation.offsets()):
                 times[index] = max(times[index], base + offset)
         return times

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -98,7 +98,7 @@ from tasks.outbox import (
     settled_before,
     settles_at,
 )
-from tasks.pacing import wait_until
+from tasks.pacing import SharedPacer
 from tasks.runtime import in_prefect_run, run_logger
 from tasks.sender_numbers import ensure_sender_number
 
@@ -161,6 +161,15 @@ def _jobs(rows: Sequence[OutRow]) -> tuple[list[SmsJob], list[OutRow]]:
     return jobs, emails
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A group marked ``sending``: its jobs, their slots and the deadline of its calls."""
+
+    marked: list[SmsJob]
+    times: list[float]
+    deadline: float
+
+
 class ChunkSender:
     """Sends one claimed chunk; one instance per chunk pass (and per event loop)."""
 
@@ -183,6 +192,8 @@ class ChunkSender:
         self.sender_name = ""
         self.retry_at: datetime | None = None
         self.stopped_now = False
+        # Preparing one group and recording another may overlap (two threads).
+        self._lock = threading.Lock()
 
     async def run(self) -> ChunkReport:
         """One pass: check, settle what others left, send what is due, release the chunk."""
@@ -232,17 +243,7 @@ class ChunkSender:
             self.sender_e164 = await ensure_sender_number(env, self.gateway, staff)
             jobs = await self._settle_in_flight(jobs)
             jobs = self._check(jobs)
-            pacer = env.pacer(self.sender_e164)
-            size = group_size(env, pacer)
-            group: list[SmsJob] = []
-            for job in jobs:
-                group.append(job)
-                if calls_of(group) >= size:
-                    if not await self._group(group, pacer):
-                        break
-                    group = []
-            if group:
-                await self._group(group, pacer)
+            await self._send_groups(jobs, env.pacer(self.sender_e164))
         if not self._lost() and not self.report.stopped:
             await asyncio.to_thread(self._mail, emails)
         if self._lost():
@@ -373,15 +374,45 @@ class ChunkSender:
         ):
             self.report.fell_back += 1
 
-    # -- one paced group -----------------------------------------------------------------
+    # -- paced groups, two in flight ---------------------------------------------------------
 
-    async def _group(self, jobs: list[SmsJob], pacer: Any) -> bool:
-        """Pace, mark, call and record one group; False when the pass must stop."""
+    async def _send_groups(self, jobs: list[SmsJob], pacer: SharedPacer) -> None:
+        """Send the jobs in paced groups. While one group is on the wire the next is
+        prepared (slots reserved, messages marked) and starts at its own slots, so the pace
+        holds without a pause between groups; outcomes are recorded group by group."""
+        size = group_size(self.env, pacer)
+        groups: list[list[SmsJob]] = [[]]
+        for job in jobs:
+            if groups[-1] and calls_of(groups[-1]) + len(job.rows) > size:
+                groups.append([])
+            groups[-1].append(job)
+        gate = asyncio.Semaphore(self.env.settings.send_concurrency)
+        before: asyncio.Task[None] | None = None
+        for group in groups:
+            if not group:
+                continue
+            prepared = await asyncio.to_thread(self._prepare_group, group, pacer)
+            if prepared is None:
+                break
+            current = asyncio.create_task(self._send_and_record(prepared, pacer, gate))
+            if before is not None:
+                # At most two groups at once: the next is prepared only once the one before
+                # this is recorded (a fatal answer there stops the campaign).
+                await before
+            before = current
+            if self.report.stopped or self._lost():
+                break
+        if before is not None:
+            await before
+
+    def _prepare_group(self, jobs: list[SmsJob], pacer: SharedPacer) -> _Prepared | None:
+        """Reserve the group's slots, then mark it just before the first (fenced; over-quota
+        jobs fall back to email). None when the pass must stop."""
         if self._lost() or self._stopped():
-            return False
+            return None
         env = self.env
-        times = pacer.reserve(calls_of(jobs))
-        await wait_until(times[0] - MARK_LEAD_S)
+        times = pacer.reserve(calls_of(jobs), lead=MARK_LEAD_S)
+        time.sleep(max(0.0, times[0] - MARK_LEAD_S - time.monotonic()))
         now = env.now()
         rule = MarkRule(
             self.claim.token,
@@ -390,20 +421,42 @@ class ChunkSender:
             month_key(now, self.config.timezone),
             self.config.monthly_limit,
         )
-        with Session(env.engine) as s:
+        with self._lock, Session(env.engine) as s:
             marked, over_quota = mark_jobs(s, jobs, rule, now)
             for job in over_quota:
                 self._fallback(s, job, "quota_exhausted")
             s.commit()
         if len(marked) + len(over_quota) < len(jobs) and (self._lost() or not self._still_ours()):
             self.report.lost_claim = True
-            return False
-        deadline = time.monotonic() + env.settings.send_deadline_s
+            with self._lock:
+                self._abandon(marked)
+            return None
+        return _Prepared(marked, times, time.monotonic() + env.settings.send_deadline_s)
+
+    async def _send_and_record(
+        self, prepared: _Prepared, pacer: SharedPacer, gate: asyncio.Semaphore
+    ) -> None:
         self.report.seconds_twilio += await send_jobs(
-            env, self.gateway, marked, times=times, deadline=deadline, pacer=pacer
+            self.env,
+            self.gateway,
+            prepared.marked,
+            times=prepared.times,
+            deadline=prepared.deadline,
+            pacer=pacer,
+            gate=gate,
         )
-        self._record(marked)
-        return not self.report.stopped
+        await asyncio.to_thread(self._record, prepared.marked)
+
+    def _abandon(self, jobs: list[SmsJob]) -> None:
+        """Marked but never called (the campaign stopped, the claim was lost): back to
+        ``planned``, quota given back."""
+        now = self.env.now()
+        with Session(self.env.engine) as s:
+            for job in jobs:
+                for row in job.rows:
+                    if row.status == Status.SENDING:
+                        unmark(session=s, row=row, now=now)
+            s.commit()
 
     def _still_ours(self) -> bool:
         with Session(self.env.engine) as s:
@@ -432,7 +485,7 @@ class ChunkSender:
         env, config = self.env, self.config
         now = env.now()
         auto: list[str] = []
-        with Session(env.engine) as s:
+        with self._lock, Session(env.engine) as s:
             for job in jobs:
                 self._record_job(s, job, now)
                 main = job.main

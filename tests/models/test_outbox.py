@@ -241,14 +241,17 @@ def test_the_pace_ledger_spaces_slots_across_engines(engine: Engine, db_url: str
 
     other = make_engine(db_url)  # a second process, as far as the database can tell
     try:
-        first = reserve_slots(engine=engine, key="sender:+1", count=5, interval=0.1)
-        second = reserve_slots(engine=other, key="sender:+1", count=5, interval=0.1)
-        unrelated = reserve_slots(engine=other, key="sender:+2", count=1, interval=0.1)
+        [first] = reserve_slots(engine=engine, keys=[("sender:+1", 0.1)], count=5)
+        [second] = reserve_slots(engine=other, keys=[("sender:+1", 0.1)], count=5)
+        [unrelated, led] = reserve_slots(
+            engine=other, keys=[("sender:+2", 0.1), ("sender:+3", 0.1)], count=1, lead=0.2
+        )
     finally:
         other.dispose()
     assert first.delay == pytest.approx(0.0, abs=0.05)
     # The second reservation starts where the first ends: half a second later.
     assert second.delay == pytest.approx(0.5, abs=0.05)
-    assert unrelated.delay == pytest.approx(0.0, abs=0.05)
+    assert unrelated.delay == pytest.approx(0.2, abs=0.05)  # never sooner than the lead
+    assert led.delay == pytest.approx(0.2, abs=0.05)
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(QuotaLedger)).scalar_one() == 0
