@@ -81,6 +81,19 @@ class SmsConfig(BaseModel):
     max_deactivation_share: float = Field(
         default=0.10, ge=0, le=1, description="A sync deactivating more is refused."
     )
+    max_phone_removal_share: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="A sync removing more of the stored phone rows is refused.",
+    )
+    max_reachability_loss_share: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="A sync after which more of the SMS-reachable active students have no "
+        "number we can text is refused.",
+    )
     revocation_phrases: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REVOCATION_PHRASES),
         description="Replies containing these are flagged for review.",

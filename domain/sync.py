@@ -88,20 +88,72 @@ class SyncPlan:
     active_before: int
 
 
-def check_deactivation(*, to_deactivate: int, active: int, max_share: float) -> None:
+def check_deactivation(
+    *, to_deactivate: int, active: int, max_share: float, force: bool = False
+) -> None:
     """Refuse a sync that would deactivate an implausible share of active people.
 
-    A truncated extract looks exactly like a mass withdrawal; a human must confirm that.
+    A truncated extract looks exactly like a mass withdrawal; a human must confirm that
+    (``force``, ``nudge sync --force``).
     """
-    if active == 0 or to_deactivate == 0:
+    if force or active == 0 or to_deactivate == 0:
         return
     share = to_deactivate / active
     if share > max_share:
         raise SyncRefused(
             f"refused: this sync would deactivate {to_deactivate} of {active} active people "
             f"({share:.1%}), more than the allowed {max_share:.0%}. The extract may be "
-            "truncated; check it, or raise max_deactivation_share with "
-            "`nudge config set max_deactivation_share 0.5` for a known mass change."
+            "truncated; check it, or run the sync again with --force (or raise "
+            "max_deactivation_share) for a known mass change."
+        )
+
+
+#: The phone guards apply from this many rows or students: an ordinary nightly change at a
+#: small college (one student's numbers replaced) must never trip them.
+MIN_GUARDED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneLoss:
+    """What a sync would do to the stored phones and to who can be texted."""
+
+    phones_before: int
+    phones_removed: int
+    reachable_before: int
+    reachable_lost: int
+
+
+def check_phone_loss(
+    loss: PhoneLoss, *, max_removal_share: float, max_reachability_loss_share: float
+) -> None:
+    """Refuse a sync that would remove an implausible share of phone rows, or leave an
+    implausible share of the students who can be texted today without a number.
+
+    A header-only or truncated ``phones.csv`` looks like every student dropping their
+    phones: every campaign until the next good sync would go to email.
+    """
+    problems = []
+    if loss.phones_removed >= MIN_GUARDED and loss.phones_before:
+        share = loss.phones_removed / loss.phones_before
+        if share > max_removal_share:
+            problems.append(
+                f"remove {loss.phones_removed} of {loss.phones_before} stored phone numbers "
+                f"({share:.1%}; max_phone_removal_share is {max_removal_share:.0%})"
+            )
+    if loss.reachable_lost >= MIN_GUARDED and loss.reachable_before:
+        share = loss.reachable_lost / loss.reachable_before
+        if share > max_reachability_loss_share:
+            problems.append(
+                f"leave {loss.reachable_lost} of the {loss.reachable_before} students who can "
+                f"be texted today without a number we can text ({share:.1%}; "
+                f"max_reachability_loss_share is {max_reachability_loss_share:.0%})"
+            )
+    if problems:
+        raise SyncRefused(
+            "refused: this sync would "
+            + " and ".join(problems)
+            + ". Nothing was changed. phones.csv may be empty or truncated: check the extract, "
+            "or run the sync again with --force for a known mass change."
         )
 
 

@@ -26,11 +26,14 @@ def run_sync(
     encoding: str | None = None,
     engine: bool = False,
     checkpoint: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Sync people and phones from ``source`` (``csv:PATH`` or ``ethos:URL``).
 
     Atomic: on any error nothing changes and the SyncRun row records why (``failed``, or
-    ``refused`` when a guard stopped it). Returns the run's figures.
+    ``refused`` when a guard stopped it: too many people deactivated, too many phone rows
+    removed, too many students left without a number). ``force`` lets a known mass change
+    through. Returns the run's figures.
     """
     step = stepper(engine)
     run_id = sis.begin_run(settings, source)
@@ -39,9 +42,9 @@ def run_sync(
     try:
         data = step(sis.extract)(source, settings, encoding)
         quarantined = data.quarantined
-        found = step(sis.diff)(data, settings)
+        found = step(sis.diff)(data, settings, force)
         checked = step(sis.validate)(found, settings)
-        stats = step(sis.apply)(checked, quarantined, run_id, settings, checkpoint)
+        stats = step(sis.apply)(checked, quarantined, run_id, settings, checkpoint, force)
     except SyncRefused as exc:
         sis.fail_run(settings, run_id, status="refused", error=str(exc), quarantined=quarantined)
         raise
@@ -59,16 +62,20 @@ def run_sync(
 
 
 @flow(name="sis-sync", log_prints=False)
-def sis_sync(source: str | None = None, encoding: str | None = None) -> dict[str, Any]:
+def sis_sync(
+    source: str | None = None, encoding: str | None = None, force: bool = False
+) -> dict[str, Any]:
     """Nightly SIS contact sync.
 
     Args:
         source: ``csv:PATH`` (folder with people.csv and phones.csv) or ``ethos:URL``.
             Defaults to ``NUDGE_SIS_SOURCE``.
         encoding: Text encoding of CSV extracts that are not UTF-8 (e.g. ``cp1252``).
+        force: Apply a sync the guards would refuse (a known mass change: many people
+            leaving, many numbers removed).
     """
     settings = get_settings()
     chosen = source or settings.sis_source
     if not chosen:
         raise ValueError("no source: pass `source` or set NUDGE_SIS_SOURCE (csv:PATH or ethos:URL)")
-    return run_sync(chosen, settings=settings, encoding=encoding, engine=True)
+    return run_sync(chosen, settings=settings, encoding=encoding, engine=True, force=force)

