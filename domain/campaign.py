@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from domain.audience import AudienceFilter
 from domain.config import OptOutScope, SmsConfig
@@ -36,7 +37,7 @@ from domain.templates import Template
 
 
 class CampaignRequest(BaseModel):
-    """What a staff member asks for: the ``send-campaign`` form in the Prefect UI."""
+    """Who the texts go to, what they say and when."""
 
     model_config = ConfigDict(title="Campaign", extra="forbid")
 
@@ -56,11 +57,19 @@ class CampaignRequest(BaseModel):
         title="Audience",
         description="Active students matching every filled-in filter.",
     )
-    send_at: datetime | None = Field(
-        default=None,
-        title="Send at",
-        description="Leave empty to send now; otherwise the dispatcher sends it when due.",
-    )
+    send_at: Annotated[
+        datetime | None,
+        # One date-time input in the form (not a "date-time | None" switch): empty means now.
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "date-time",
+                "title": "Send at",
+                "description": "Leave empty to send now. A date and time (the college's time "
+                "zone unless you give one) schedules the campaign; it goes out when due.",
+            }
+        ),
+    ] = Field(default=None, title="Send at")
     dry_run: bool = Field(
         default=False,
         title="Dry run (preview only)",
@@ -138,6 +147,29 @@ class PlanSummary:
             },
             "empty_variables": dict(self.empty_variables),
         }
+
+
+#: A "send at" this far in the past is a mistake, not "now" (a form filled in a few minutes
+#: ago still sends).
+PAST_GRACE = timedelta(minutes=5)
+
+
+def localized_send_at(send_at: datetime | None, timezone: str) -> datetime | None:
+    """``send_at`` as an aware time: without an offset it is read in the college's zone."""
+    if send_at is None or send_at.tzinfo is not None:
+        return send_at
+    return send_at.replace(tzinfo=ZoneInfo(timezone))
+
+
+def send_at_problem(send_at: datetime | None, *, now: datetime, timezone: str) -> str | None:
+    """Why ``send_at`` cannot be used (it lies in the past), or None."""
+    if send_at is None or send_at >= now - PAST_GRACE:
+        return None
+    shown = send_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        f"Send at {shown} is in the past: leave it empty to send now, or choose a later "
+        "time; nothing was planned."
+    )
 
 
 class PlanRefused(ValueError):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from domain.keywords import DEFAULT_REVOCATION_PHRASES
+from domain.keywords import DEFAULT_KEYWORD_LANGUAGES, DEFAULT_REVOCATION_PHRASES, check_languages
 from domain.quiet_hours import parse_window
 from domain.quota import QuotaUnit
 
@@ -98,6 +98,10 @@ class SmsConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_REVOCATION_PHRASES),
         description="Replies containing these are flagged for review.",
     )
+    keyword_languages: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_KEYWORD_LANGUAGES),
+        description="Languages of the STOP/START/HELP keywords honoured (en always).",
+    )
     keyword_replies: bool = Field(
         default=False,
         description="Send nudge's own STOP/START/HELP replies (Twilio already does).",
@@ -144,6 +148,11 @@ class SmsConfig(BaseModel):
     @classmethod
     def _upper_codes(cls, value: dict[str, PhoneKind]) -> dict[str, PhoneKind]:
         return {code.strip().upper(): kind for code, kind in value.items()}
+
+    @field_validator("keyword_languages")
+    @classmethod
+    def _check_languages(cls, value: list[str]) -> list[str]:
+        return check_languages(value)  # raises ValueError naming the allowed languages
 
     @field_validator("permitted_roles")
     @classmethod

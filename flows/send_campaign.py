@@ -160,23 +160,84 @@ def run_campaign(
             {"channel/status": k, "messages": v}
             for k, v in sorted(data["result"]["by_status"].items())
         ]
+        waiting = data.get("waiting")
+        state = (
+            f"waiting for quiet hours: {waiting['messages']} texts go at {waiting['until_local']}"
+            if waiting
+            else data["status"]
+        )
         create_table_artifact(
             key=f"campaign-{outcome.campaign_id}-result",
             table=table,
-            description=f"Campaign {outcome.campaign_id}: final breakdown",
+            description=f"Campaign {outcome.campaign_id}: {state}. Messages by channel and "
+            "what happened to them.",
         )
     run_logger().info("campaign %s: %s", outcome.campaign_id, data["status"])
     return data
 
 
-@flow(name="send-campaign")
-def send_campaign(campaign: CampaignRequest) -> dict[str, Any]:
+class CampaignRefused(RuntimeError):
+    """The campaign was not sent, and why (the flow run ends Failed with this message)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+
+def checked_request(campaign: Any) -> CampaignRequest:
+    """The form's values as a request, or a refusal naming each field by its form label
+    (a run created without the UI's validation fails here, at once)."""
+    from pydantic import ValidationError
+
+    if isinstance(campaign, CampaignRequest):
+        return campaign
+    try:
+        return CampaignRequest.model_validate(campaign)
+    except ValidationError as exc:
+        raise CampaignRefused(
+            "the campaign's fields are not valid: " + describe_errors(exc, CampaignRequest)
+        ) from None
+
+
+def describe_errors(exc: Any, model: Any) -> str:
+    """Pydantic errors as "Label: problem" using the form's titles, never raw field names."""
+    from pydantic import BaseModel
+
+    parts = []
+    for error in exc.errors():
+        labels = []
+        current: Any = model
+        for step in error["loc"]:
+            field = (
+                current.model_fields.get(str(step))
+                if isinstance(current, type) and issubclass(current, BaseModel)
+                else None
+            )
+            labels.append(field.title if field is not None and field.title else str(step))
+            annotation = field.annotation if field is not None else None
+            current = annotation if isinstance(annotation, type) else None
+        parts.append(f"{' › '.join(labels) or 'the form'}: {error['msg']}")
+    return "; ".join(parts)
+
+
+@flow(name="send-campaign", validate_parameters=False)
+def send_campaign(Campaign: CampaignRequest) -> dict[str, Any]:
     """Text a group of students now, or at "Send at"; "Dry run" only previews.
 
-    Every message goes through the router: permission, SMS number, consent, quota and quiet
-    hours. The form's fields are described in the UI.
+    A refused campaign (sender without a permitted role, unknown variable or id, nobody in
+    the audience, a text too long) ends the run Failed with the reason. The parameter is
+    capitalised because Prefect's form shows its name as the group's title.
+
+    Args:
+        Campaign: Who the texts go to, what they say and when. Tick "Dry run" first to see
+            how many students get a text and how many an email, and why, before anything
+            is sent.
     """
-    return run_campaign(campaign, settings=get_settings(), engine=True, created_by="prefect")
+    request = checked_request(Campaign)
+    result = run_campaign(request, settings=get_settings(), engine=True, created_by="prefect")
+    if result.get("refused_reason"):
+        raise CampaignRefused(f"campaign refused: {result['refused_reason']}", result)
+    return result
 
 
 def fan_out(campaign_id: int, runs: int) -> list[str]:

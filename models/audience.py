@@ -115,3 +115,40 @@ def count_audience(*, session: Session, audience: AudienceFilter) -> int:
     """How many active students ``audience`` selects."""
     stmt = select(func.count()).select_from(person_t).where(audience_clause(session, audience))
     return int(session.execute(stmt).scalar_one())
+
+
+def unknown_ids(*, session: Session, audience: AudienceFilter) -> dict[str, list[str]]:
+    """The ids an audience names that nobody has: student ids no student has, and caseload
+    ids that are neither a staff member nor any student's advisor (compared like the
+    filter compares them). A typo must not silently mean "nobody"."""
+    t = person_t
+    found: dict[str, list[str]] = {}
+    if audience.student_ids:
+        wanted = {normalize_value(v): v for v in audience.student_ids}
+        known = set(
+            session.execute(
+                select(_norm(t.c.sis_id)).where(
+                    t.c.role == "student", _norm(t.c.sis_id).in_(list(wanted))
+                )
+            ).scalars()
+        )
+        missing = [raw for norm, raw in wanted.items() if norm not in known]
+        if missing:
+            found["student_ids"] = missing
+    if audience.caseload:
+        wanted = {normalize_value(v): v for v in audience.caseload}
+        known = set(
+            session.execute(
+                select(_norm(t.c.sis_id)).where(
+                    t.c.role == "staff", _norm(t.c.sis_id).in_(list(wanted))
+                )
+            ).scalars()
+        ) | set(
+            session.execute(
+                select(_norm(t.c.advisor_sis_id)).where(_norm(t.c.advisor_sis_id).in_(list(wanted)))
+            ).scalars()
+        )
+        missing = [raw for norm, raw in wanted.items() if norm not in known]
+        if missing:
+            found["caseload"] = missing
+    return found

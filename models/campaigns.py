@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlmodel import Session, col
@@ -382,18 +383,32 @@ def start_due_campaigns(*, session: Session, now: datetime) -> list[int]:
 def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
     """A stored campaign as ``campaigns show`` prints it: status, breakdown, what is still
     pending and why, and emails whose delivery a crash left unknown (raises LookupError)."""
+    from models.config import load_config
     from models.outbox import pending, unknown_emails
 
     row = session.get(Campaign, campaign_id)
     if row is None:
         raise LookupError(f"no campaign #{campaign_id}")
+    left = pending(session=session, campaign_id=campaign_id)
+    status, waiting = row.status, None
+    if status == CampaignStatus.SENDING and left.total and left.total == left.deferred:
+        # Everything left waits for quiet hours to end: the campaign is not stuck.
+        status = "waiting"
+        zone = ZoneInfo(load_config(session=session).timezone)
+        until = left.deferred_until
+        waiting = {
+            "messages": left.deferred,
+            "until": until.isoformat() if until else None,
+            "until_local": until.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if until else None,
+        }
     return {
         "campaign_id": campaign_id,
-        "status": row.status,
+        "status": status,
+        "waiting": waiting,
         "stop_reason": row.stop_reason,
         "refused_reason": row.refused_reason,
         "result": campaign_counts(session=session, campaign_id=campaign_id),
-        "pending": pending(session=session, campaign_id=campaign_id).as_dict(),
+        "pending": left.as_dict(),
         "unknown_emails": [
             {"message_id": r.id, "to": r.to_addr, "key": r.key}
             for r in unknown_emails(session=session, campaign_id=campaign_id)

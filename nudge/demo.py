@@ -167,7 +167,7 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
             audience=AudienceFilter(risk_levels=[RiskLevel.HIGH, RiskLevel.CRITICAL]),
         )
         sent = (
-            send_campaign(campaign=request) if engine else run_campaign(request, settings=settings)
+            send_campaign(Campaign=request) if engine else run_campaign(request, settings=settings)
         )
         summary["campaign"] = sent
         result = sent.get("result", {})
@@ -204,7 +204,7 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
             message="Reminder: registration opens Monday.",
             audience=AudienceFilter(student_ids=[stop_id, ask_id]),
         )
-        second = send_campaign(campaign=again) if engine else run_campaign(again, settings=settings)
+        second = send_campaign(Campaign=again) if engine else run_campaign(again, settings=settings)
         summary["after_stop"] = second
         _say(
             f"6. A reminder to both: {second['result']['sms']} SMS, "

@@ -22,13 +22,15 @@ from domain.campaign import (
     PlannedRecipient,
     PlanRefused,
     PlanSummary,
+    localized_send_at,
     plan_recipients,
+    send_at_problem,
 )
 from domain.config import SmsConfig
 from domain.quota import month_key, remaining
 from domain.routing import PermissionPolicy, SenderFacts, check_sender
 from domain.templates import TemplateError, parse_template
-from models.audience import AudienceMember, resolve_audience
+from models.audience import AudienceMember, resolve_audience, unknown_ids
 from models.campaigns import (
     cancel_scheduled,
     consents_for,
@@ -70,6 +72,9 @@ class PlanOutcome:
             "chunks": self.chunks,
             **self.summary.as_dict(),
         }
+
+
+_ID_KINDS = {"student_ids": "unknown student ids", "caseload": "unknown advisor ids"}
 
 
 def display_name(person: Person) -> str:
@@ -127,6 +132,10 @@ def build_plan(
     """Check the request and plan every recipient (nothing is written)."""
     config = load_config(session=session)
     outcome = PlanOutcome(send_at=request.send_at)
+    late = send_at_problem(request.send_at, now=now, timezone=config.timezone)
+    if late is not None:
+        outcome.refused_reason, outcome.status = late, "refused"
+        return outcome, [], None, config
     sender = staff_by_sis_id(session=session, sis_id=request.sender_id)
     if sender is None:
         outcome.refused_reason = f"no staff member with SIS id {request.sender_id!r}"
@@ -149,7 +158,26 @@ def build_plan(
         )
         outcome.status = "refused"
         return outcome, [], sender, config
+    unknown = unknown_ids(session=session, audience=request.audience)
+    if unknown:
+        named = "; ".join(
+            f"{_ID_KINDS[kind]}: {', '.join(ids[:20])}" + (" ..." if len(ids) > 20 else "")
+            for kind, ids in unknown.items()
+        )
+        outcome.refused_reason = (
+            f"the audience names ids nobody has ({named}). Check them for typos; "
+            "nothing was planned."
+        )
+        outcome.status = "refused"
+        return outcome, [], sender, config
     audience = resolve_audience(session=session, audience=request.audience)
+    if not audience:
+        outcome.refused_reason = (
+            f"no active student matches this audience ({request.audience.describe()}): "
+            "nothing was planned."
+        )
+        outcome.status = "refused"
+        return outcome, [], sender, config
     assert sender.id is not None  # noqa: S101 - a stored person
     existing = sender_number(session=session, staff_person_id=sender.id)
     sender_e164 = existing.e164 if existing and existing.status == "active" else None
@@ -203,10 +231,15 @@ def plan_campaign(
                     return PlanOutcome(
                         campaign_id=prior.id, status=prior.status, send_at=prior.send_at
                     )
+            zone = load_config(session=session).timezone
+            request = request.model_copy(
+                update={"send_at": localized_send_at(request.send_at, zone)}
+            )
             outcome, planned, sender, _config = build_plan(
                 session, request, now=now, is_reply=is_reply
             )
             if request.dry_run or sender is None:
+                _report_plan(outcome, request)
                 return outcome
             scheduled = request.send_at is not None and request.send_at > now
             campaign = Campaign(
@@ -246,39 +279,78 @@ def plan_campaign(
 
 
 def _report_plan(outcome: PlanOutcome, request: CampaignRequest) -> None:
+    """The run log and, inside a Prefect run, the preview and plan artifacts (keyed per
+    campaign; a dry run's belong to its flow run only), written for the advisor."""
     log = run_logger()
     if outcome.refused_reason:
-        log.warning("campaign refused: %s", outcome.refused_reason)
-        return
-    s = outcome.summary
-    log.info(
-        "campaign %s planned: %d recipients, %d SMS (%d deferred), %d email, %d undeliverable",
-        outcome.campaign_id,
-        s.recipients,
-        s.sms,
-        s.deferred,
-        s.email,
-        s.undeliverable,
-    )
-    if in_prefect_run():
-        create_table_artifact(
-            key="campaign-plan",
-            table=[
-                {"reason": reason, "recipients": count}
-                for reason, count in s.by_reason.most_common()
-            ],
-            description=f"Plan of campaign {outcome.campaign_id or '(preview)'}: "
-            f"{request.audience.describe()}",
+        log.error("campaign refused: %s", outcome.refused_reason)
+    else:
+        s = outcome.summary
+        log.info(
+            "campaign %s %s: %d recipients, %d SMS (%d deferred), %d email, %d undeliverable",
+            outcome.campaign_id if outcome.campaign_id is not None else "(dry run)",
+            "planned" if outcome.campaign_id is not None else "previewed",
+            s.recipients,
+            s.sms,
+            s.deferred,
+            s.email,
+            s.undeliverable,
         )
-        create_markdown_artifact(key="campaign-preview", markdown=preview_markdown(outcome))
+    if not in_prefect_run():
+        return
+    campaign = outcome.campaign_id
+    who = f"campaign {campaign}" if campaign is not None else "this dry run"
+    create_markdown_artifact(
+        key=f"campaign-{campaign}-preview" if campaign is not None else None,
+        markdown=preview_markdown(outcome, request),
+        description=(
+            f"What {who} does: who gets a text, who an email and why, before anything is sent"
+            if not outcome.refused_reason
+            else f"Why {who} was refused: nothing was sent"
+        ),
+    )
+    if outcome.refused_reason:
+        return
+    create_table_artifact(
+        key=f"campaign-{campaign}-plan" if campaign is not None else None,
+        table=[
+            {"reason": REASON_LABELS.get(reason, reason), "recipients": count}
+            for reason, count in outcome.summary.by_reason.most_common()
+        ],
+        description=f"Recipients of {who} by why they get a text or an email: "
+        f"{request.audience.describe()}",
+    )
 
 
-def preview_markdown(outcome: PlanOutcome) -> str:
-    """The preview as markdown: channels, reasons and the exact segment figures."""
+#: How the plan's reason codes read for an advisor.
+REASON_LABELS = {
+    "sms_ok": "text now",
+    "deferred_quiet_hours": "text when their quiet hours end",
+    "no_sms_number": "email: no number we can text",
+    "opted_out": "email: opted out of texts",
+    "review_pending": "email: texts paused while a reply is reviewed",
+    "not_opted_in": "email: not opted in",
+    "quota_exhausted": "email: monthly text limit reached",
+    "no_email_no_sms": "unreachable: no number and no email",
+}
+
+
+def preview_markdown(outcome: PlanOutcome, request: CampaignRequest | None = None) -> str:
+    """The preview as markdown: channels, reasons and the exact segment figures, or why the
+    campaign was refused."""
     s = outcome.summary
+    title = (
+        "## Campaign preview (dry run: nothing sent)"
+        if outcome.campaign_id is None
+        else f"## Campaign {outcome.campaign_id}"
+    )
+    if outcome.refused_reason:
+        return "\n".join([title, "", f"**Refused — nothing was sent.** {outcome.refused_reason}"])
     encodings = ", ".join(f"{e} ×{n}" for e, n in s.encodings.items())
     lines = [
-        f"## Campaign {'preview' if outcome.campaign_id is None else outcome.campaign_id}",
+        title,
+        "",
+        f"Audience: {request.audience.describe()}." if request is not None else "",
         "",
         f"**{s.recipients}** recipients: **{s.sms}** by SMS ({s.deferred} deferred by quiet "
         f"hours, {s.opt_in_notices} opt-in notices first), **{s.email}** by email, "

@@ -250,9 +250,9 @@ def store_inbound(
         for m in fresh:
             sender, number = m.to or "", m.from_ or ""
             received = _received(m, now)
-            keyword = classify_keyword(m.body)
+            keyword = classify_keyword(m.body, config.keyword_languages)
             phrase = (
-                detect_revocation(m.body, config.revocation_phrases)
+                detect_revocation(m.body, config.revocation_phrases, config.keyword_languages)
                 if keyword is Keyword.NONE
                 else None
             )

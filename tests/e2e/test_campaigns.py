@@ -434,7 +434,10 @@ def test_quiet_hours_defer_and_dispatch_sends_at_window_start(
     end = (now_ny + timedelta(hours=3)).strftime("%H:00")
     configure(live_settings, quiet_hours=f"{start}-{end}")
     result = run_campaign(request(), settings=live_settings, env=make_env())
-    assert result["deferred"] == 2 and result["status"] == "sending"
+    # Not stuck: the campaign says it waits, how many and until when (in the college's zone).
+    assert result["deferred"] == 2 and result["status"] == "waiting"
+    assert result["waiting"]["messages"] == 4  # the opt-in notice and the text, twice
+    assert result["waiting"]["until_local"].endswith(("EST", "EDT"))
     assert emulator.counters()["messages_created"] == 0
     run_dispatch(
         live_settings, env=make_env(now=lambda: datetime.now(UTC) + timedelta(hours=2, minutes=1))

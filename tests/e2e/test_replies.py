@@ -158,16 +158,32 @@ KEYWORD_TABLE = [
     ("QUIT", "quit", "stop", ("opted_out", "stop")),
     ("REVOKE", "REVOKE", "stop", ("opted_out", "stop")),
     ("OPTOUT", "OptOut", "stop", ("opted_out", "stop")),
+    ("spelled-out", "S T O P", "stop", ("opted_out", "stop")),
+    ("spelled-dots", "s.t.o.p.", "stop", ("opted_out", "stop")),
+    ("repeated", "STOP STOP", "stop", ("opted_out", "stop")),
+    ("repeated-bangs", "Stop!!!", "stop", ("opted_out", "stop")),
+    ("fr-ARRET", "Arrêt", "stop", ("opted_out", "stop")),
+    ("fr-ARRET-no-accent", "ARRET", "stop", ("opted_out", "stop")),
+    ("es-PARAR", "Parar", "stop", ("opted_out", "stop")),
+    ("es-ALTO", "alto", "stop", ("opted_out", "stop")),
     ("START", "START", "start", ("opted_in", "start")),
     ("YES", "yes", "start", ("opted_in", "start")),
     ("UNSTOP", "Unstop", "start", ("opted_in", "start")),
+    ("es-COMENZAR", "Comenzar", "start", ("opted_in", "start")),
+    ("fr-COMMENCER", "commencer", "start", ("opted_in", "start")),
     ("HELP", "HELP", "help", ("opted_in", "auto")),
     ("INFO", "info?", "help", ("opted_in", "auto")),
+    ("es-AYUDA", "AYUDA", "help", ("opted_in", "auto")),
+    ("fr-AIDE", "Aide", "help", ("opted_in", "auto")),
     ("near-miss-yes-sentence", "Yes, I'll be there", "none", ("opted_in", "auto")),
     ("near-miss-help-sentence", "I need help with FAFSA", "none", ("opted_in", "auto")),
     ("near-miss-the-end", "the end", "none", ("opted_in", "auto")),
     ("near-miss-starting", "Starting Monday!", "none", ("opted_in", "auto")),
-    ("near-miss-typo", "stopp", "none", ("opted_in", "auto")),
+    ("near-miss-typo", "stopp", "none", ("paused_for_review", "reply_review")),
+    ("near-miss-stahp", "stahp", "none", ("paused_for_review", "reply_review")),
+    ("near-miss-stop-by", "Stop by my office tomorrow", "none", ("opted_in", "auto")),
+    ("near-miss-weekend", "weekend", "none", ("opted_in", "auto")),
+    ("near-miss-parar-sentence", "parar en la esquina", "none", ("opted_in", "auto")),
     (
         "near-miss-sentence-is-flagged",
         "stop texting me",
@@ -207,6 +223,20 @@ def test_keyword_table(make_college: Callable[..., College]) -> None:
         if f"(student id S{i})" in text_of(mail)
     ]
     assert sorted(emailed) == [i for i, row in enumerate(KEYWORD_TABLE) if row[2] == "none"]
+
+
+def test_keyword_languages_are_configuration(make_college: Callable[..., College]) -> None:
+    """With Spanish left out, PARAR is an ordinary reply and ARRÊT still opts out."""
+    world = make_college(3, keyword_languages=["en", "fr"])
+    for i, body in enumerate(("Parar", "Arrêt", "S T O P")):
+        world.text(i, body)
+    result = world.poll()
+    assert [world.consent(n) for n in world.students] == [
+        ("opted_in", "auto"),
+        ("opted_out", "stop"),
+        ("opted_out", "stop"),
+    ]
+    assert (result["opt_outs"], result["replies"], result["flagged"]) == (2, 1, 0)
 
 
 @pytest.mark.parametrize("scope", ["institution", "sender"])
@@ -295,6 +325,11 @@ PHRASE_TABLE = [
     ("end-of-week", "Is the deadline at the end of the week?", None),
     ("negated", "Don't stop texting me, this helps!", None),
     ("waitlist", "Can you remove me from the waitlist?", None),
+    ("keyword-with-politeness", "Alto por favor", "alto por favor"),
+    ("near-miss", "sotp", "sotp"),
+    ("near-miss-variant", "¡Basta!", "basta"),
+    ("everyday-word", "Also", None),
+    ("cant-stop-laughing", "I can't stop laughing", None),
 ]
 
 

@@ -185,7 +185,7 @@ def test_campaign_across_workers_survives_a_killed_worker(
                     "--params",
                     json.dumps(
                         {
-                            "campaign": {
+                            "Campaign": {
                                 "sender_id": "T1",
                                 "message": BODY,
                                 "audience": {"caseload": ["T1"]},

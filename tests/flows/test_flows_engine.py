@@ -49,6 +49,20 @@ def engine_env(
     get_settings.cache_clear()
 
 
+def run_artifacts(flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return list(
+            client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+        )
+
+
 def artifacts(keys: list[str]) -> dict[str, Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -85,9 +99,16 @@ def test_sync_and_campaign_as_flow_runs_leave_artifacts(
     request = CampaignRequest(
         sender_id="T1", message="Hi {first_name}", audience=AudienceFilter(caseload=["T1"])
     )
-    preview = send_campaign(campaign=request.model_copy(update={"dry_run": True}))
+    dry = send_campaign(Campaign=request.model_copy(update={"dry_run": True}), return_state=True)
+    preview = dry.result()
     assert preview["campaign_id"] is None and preview["sms"] == 5
-    result = send_campaign(campaign=request)
+    # A dry run shows its preview and plan in the UI, on its own flow run.
+    shown = run_artifacts(dry.state_details.flow_run_id)
+    assert sorted(a.type for a in shown) == ["markdown", "table"]
+    [markdown] = [a for a in shown if a.type == "markdown"]
+    assert "dry run: nothing sent" in str(markdown.data) and "**5** by SMS" in str(markdown.data)
+    assert all(a.key is None and a.description for a in shown)
+    result = send_campaign(Campaign=request)
     assert result["status"] == "completed" and result["result"]["sms"] == 5
     assert emulator.counters()["messages_created"] == 10  # notice + message each
 
@@ -95,14 +116,98 @@ def test_sync_and_campaign_as_flow_runs_leave_artifacts(
     found = artifacts(
         [
             "sis-sync-summary",
-            "campaign-preview",
-            "campaign-plan",
+            f"campaign-{cid}-preview",
+            f"campaign-{cid}-plan",
             f"campaign-{cid}-progress",
             f"campaign-{cid}-result",
         ]
     )
     assert "People created | 6" in str(found["sis-sync-summary"].data)
-    assert "**5** by SMS" in str(found["campaign-preview"].data)
+    assert "**5** by SMS" in str(found[f"campaign-{cid}-preview"].data)
+    assert "before anything is sent" in str(found[f"campaign-{cid}-preview"].description)
+    assert {"reason": "text now", "recipients": 5} in json.loads(
+        str(found[f"campaign-{cid}-plan"].data)
+    )
     assert found[f"campaign-{cid}-progress"].data == 100.0
     table = json.loads(str(found[f"campaign-{cid}-result"].data))
     assert {"channel/status": "sms:sent", "messages": 5} in table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("case", "campaign", "named"),
+    [
+        pytest.param(
+            "unknown-sender",
+            {"sender_id": "E999999", "message": "Hi", "audience": {"caseload": ["T1"]}},
+            "no staff member with SIS id 'E999999'",
+            id="unknown-sender",
+        ),
+        pytest.param(
+            "unknown-variable",
+            {"sender_id": "T1", "message": "Hi {nickname}", "audience": {"caseload": ["T1"]}},
+            "{nickname}",
+            id="unknown-variable",
+        ),
+        pytest.param(
+            "no-filter",
+            {"sender_id": "T1", "message": "Hi"},
+            "the audience has no filter",
+            id="no-filter",
+        ),
+        pytest.param(
+            "unknown-student",
+            {"sender_id": "T1", "message": "Hi", "audience": {"student_ids": ["S0", "S404"]}},
+            "unknown student ids: S404",
+            id="unknown-student-id",
+        ),
+        pytest.param(
+            "nobody",
+            {"sender_id": "T1", "message": "Hi", "audience": {"programs": ["Astrology"]}},
+            "no active student matches this audience",
+            id="empty-audience",
+        ),
+        pytest.param(
+            "malformed",  # as a run created with "Validate parameters" unticked
+            {"sender_id": "", "message": "Hi", "audience": {"risk_levels": ["extreme"]}},
+            "Sender (staff SIS id): String should have at least 1 character",
+            id="malformed-parameters",
+        ),
+        pytest.param(
+            "past",
+            {
+                "sender_id": "T1",
+                "message": "Hi",
+                "audience": {"caseload": ["T1"]},
+                "send_at": "2020-01-01T09:00:00",
+            },
+            "is in the past",
+            id="send-at-in-the-past",
+        ),
+    ],
+)
+def test_a_refused_campaign_run_ends_failed_naming_what_was_wrong(
+    prefect_harness: None,
+    engine_env: Settings,
+    tmp_path: Path,
+    emulator: Any,
+    case: str,
+    campaign: dict[str, Any],
+    named: str,
+) -> None:
+    source = write_extract(
+        tmp_path / "x",
+        [staff("T1", roles="Texting"), student("S0", advisor_id="T1")],
+        [phone("S0", "(212) 555-1000")],
+    )
+    sis_sync(source=source)
+    state = send_campaign(Campaign=campaign, return_state=True)
+    assert state.is_failed(), state
+    assert named in str(state.message)
+    assert emulator.counters()["messages_created"] == 0
+    if case != "malformed":
+        [preview] = [
+            a for a in run_artifacts(state.state_details.flow_run_id) if a.type == "markdown"
+        ]
+        assert "Refused — nothing was sent." in str(preview.data)
