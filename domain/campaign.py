@@ -39,9 +39,12 @@ from domain.templates import Template
 class CampaignRequest(BaseModel):
     """Who the texts go to, what they say and when."""
 
-    model_config = ConfigDict(title="Campaign", extra="forbid")
+    # The form's keys are words ("'sender' is a required property" is what Prefect's form
+    # says when it is left empty); code may use either the key or the attribute name.
+    model_config = ConfigDict(title="Campaign", extra="forbid", populate_by_name=True)
 
     sender_id: str = Field(
+        alias="sender",
         title="Sender (staff SIS id)",
         description="The staff member the texts come from; they need a permitted role.",
         min_length=1,

@@ -30,6 +30,11 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberTyp
 
 from domain.config import PhoneKind
 
+#: ``type_code`` of a number an admin added (``nudge phones override ... --allow``) rather
+#: than the SIS: no extract lists it, so the sync must neither remove it nor ignore it, and
+#: the data-quality figures count it as mapped (it is a mobile number by decision).
+MANUAL_TYPE_CODE = "OVERRIDE"
+
 
 class RejectReason(StrEnum):
     """Why a raw value is not a usable number."""

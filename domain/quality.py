@@ -51,6 +51,8 @@ from typing import Any
 
 from domain.config import PhoneKind, SmsConfig
 from domain.masking import mask_phone
+from domain.phones import MANUAL_TYPE_CODE
+from domain.routing import ConsentState
 
 #: The pattern every stored E.164 number must match (also in ``expectations/phones.json``).
 E164_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -120,6 +122,13 @@ NO_SMS_TEXT: dict[str, str] = {
     "carrier_disabled": "the carrier rejected texts to the mobile number",
     "override_denied": "an admin turned texting off for this number",
     "parent_number_only": "only a parent or family number on file",
+}
+#: Students who have a number but cannot be texted, by cause (figure key -> words).
+BLOCKED_LABELS: dict[str, str] = {
+    "opted_out": "Opted out of texts",
+    "paused_for_review": "Texts paused while a reply is reviewed",
+    "not_opted_in": "Not opted in (auto opt-in is off)",
+    "carrier_disabled": "Carrier rejects texts to their number",
 }
 #: Plain words for ``PhoneNumber.reason`` (``domain.phones.RejectReason``).
 INVALID_TEXT: dict[str, str] = {
@@ -192,8 +201,8 @@ class Derived:
     """Per-row facts computed from a snapshot and the configuration (parallel to its rows)."""
 
     sms_block: list[str | None]
-    """Why a student cannot be texted (None = reachable): no_number | opted_out | review |
-    not_opted_in | carrier_disabled."""
+    """Why a student cannot be texted (None = reachable): no_number | carrier_disabled |
+    opted_out | paused_for_review | not_opted_in."""
     sms_sharers: list[int]
     """Active students with this student's SMS number, this one included (0 = no number)."""
     phone_age_years: list[float | None]
@@ -215,16 +224,23 @@ def sms_block(
     disabled_by_carrier: bool,
     auto_opt_in: bool,
 ) -> str | None:
-    """Why a student cannot be texted, or None when they can (the router's order)."""
+    """Why a student cannot be texted, or None when they can (the router's order).
+
+    ``consent_status`` is the stored institution-wide state (``ConsentState``: opted_in,
+    opted_out, paused_for_review; None when never asked). A student paused while a
+    revocation-like reply is reviewed cannot be texted, auto opt-in or not.
+    """
     if not sms_e164:
         return "no_number"
     if disabled_by_carrier:
         return "carrier_disabled"
-    if consent_status == "opted_out":
+    # The stored consent states are ConsentState's values (the router's words), compared
+    # with ``==`` because the snapshot carries the plain strings from the database.
+    if consent_status == ConsentState.OPTED_OUT:
         return "opted_out"
-    if consent_status == "review":
-        return "review"
-    if consent_status != "opted_in" and not auto_opt_in:
+    if consent_status == ConsentState.PAUSED_FOR_REVIEW:
+        return "paused_for_review"
+    if consent_status != ConsentState.OPTED_IN and not auto_opt_in:
         return "not_opted_in"
     return None
 
@@ -258,7 +274,10 @@ def derive(snapshot: Snapshot, config: SmsConfig, now: datetime) -> Derived:
         sms_block=blocks,
         sms_sharers=sharers,
         phone_age_years=ages,
-        phone_mapped=[(code or "").strip().upper() in mapping for code in ph["type_code"]],
+        phone_mapped=[
+            (code or "").strip().upper() in mapping or code == MANUAL_TYPE_CODE
+            for code in ph["type_code"]
+        ],
         phone_mismatch=[
             kind == PhoneKind.mobile and line == "FIXED_LINE"
             for kind, line in zip(ph["kind"], ph["line_type"], strict=True)
@@ -339,7 +358,7 @@ def measure(snapshot: Snapshot, derived: Derived) -> Figures:
         missing_cell=blocks["no_number"],
         missing_cell_by_reason=dict(missing.most_common()),
         opted_out=blocks["opted_out"],
-        paused_for_review=blocks["review"],
+        paused_for_review=blocks["paused_for_review"],
         not_opted_in=blocks["not_opted_in"],
         carrier_disabled=blocks["carrier_disabled"],
         phones=snapshot.n_phones,
@@ -374,7 +393,7 @@ def suite_overrides(config: SmsConfig) -> dict[str, dict[str, Any]]:
     return {
         "sms_reachable": {"mostly": config.reachability_threshold},
         "shared_numbers": {"mostly": _complement(config.shared_number_threshold)},
-        "type_codes_mapped": {"value_set": sorted(config.type_code_map)},
+        "type_codes_mapped": {"value_set": sorted([*config.type_code_map, MANUAL_TYPE_CODE])},
         "fresh_numbers": {
             "max_value": config.stale_years,
             "mostly": _complement(config.stale_share),
@@ -816,7 +835,8 @@ def requirement_text(kwargs: Mapping[str, Any]) -> str:
     return f"at most {allowed:g}% of rows may fail"
 
 
-def _fmt(value: Any) -> str:
+def format_figure(value: Any) -> str:
+    """A figure as the report shows it: ``1,234``, ``62.50``, ``–`` for none."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -826,7 +846,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _fmt_change(value: Any) -> str:
+def format_change(value: Any) -> str:
+    """A change since the last run, signed: ``+3``, ``-5.00``; empty for none."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -845,7 +866,7 @@ def headline_markdown(
         lines += [f"> **ALERT:** {alert.message}.", ""]
     lines += ["| Figure | Now | Change since last run |", "|---|---:|---:|"]
     for key in HEADLINE_KEYS:
-        now, delta = _fmt(metrics.get(key)), _fmt_change(change.get(key))
+        now, delta = format_figure(metrics.get(key)), format_change(change.get(key))
         lines.append(f"| {HEADLINE_LABELS[key]} | {now} | {delta} |")
     return "\n".join(lines)
 
@@ -884,7 +905,7 @@ def render_summary(s: SummaryInput) -> str:
         f"# Onboarding data-quality report, {s.at:%Y-%m-%d %H:%M} UTC",
         "",
         f"{s.metrics.get('students', 0):,} active students; "
-        f"{_fmt(s.metrics.get('sms_reachable_pct'))}% can be texted; "
+        f"{format_figure(s.metrics.get('sms_reachable_pct'))}% can be texted; "
         f"{passed} expectation(s) passed, {failed} failed{since}.",
         "",
         headline_markdown(s.metrics, s.change, s.alert),
@@ -914,12 +935,7 @@ def render_summary(s: SummaryInput) -> str:
             "|---|---:|",
         ]
         out += [f"| {NO_SMS_TEXT.get(r, r)} | {n:,} |" for r, n in reasons.items()]
-    blocked = [
-        ("Opted out of texts", s.metrics.get("opted_out", 0)),
-        ("Texts paused while a reply is reviewed", s.metrics.get("paused_for_review", 0)),
-        ("Not opted in (auto opt-in is off)", s.metrics.get("not_opted_in", 0)),
-        ("Carrier rejects texts to their number", s.metrics.get("carrier_disabled", 0)),
-    ]
+    blocked = [(label, s.metrics.get(key, 0)) for key, label in BLOCKED_LABELS.items()]
     if any(n for _, n in blocked):
         out += ["", "Students with a number who still cannot be texted:", ""]
         out += [f"- {label}: {n:,}" for label, n in blocked if n]
@@ -952,7 +968,9 @@ def render_summary(s: SummaryInput) -> str:
         ]
     out += ["", "## Trend", "", "| Run | SMS reachable | Alert |", "|---|---:|---|"]
     for p in reversed(s.trend):
-        out.append(f"| {p.at:%Y-%m-%d %H:%M} | {_fmt(p.pct)}% | {'yes' if p.alert else ''} |")
+        out.append(
+            f"| {p.at:%Y-%m-%d %H:%M} | {format_figure(p.pct)}% | {'yes' if p.alert else ''} |"
+        )
     out += ["", "## Follow-up lists (one CSV per advisor, numbers masked)", ""]
     if s.followup_files:
         out += [

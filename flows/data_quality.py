@@ -24,8 +24,9 @@ from tasks.runtime import stepper
 
 
 def report_folder(settings: Settings, now: datetime) -> Path:
-    """``settings.report_dir / <UTC timestamp>``, made unique if that folder exists."""
-    base = settings.report_dir / now.strftime("%Y%m%dT%H%M%SZ")
+    """``settings.report_dir / <UTC timestamp>`` as an absolute path, made unique if that
+    folder exists."""
+    base = quality.absolute_path(settings.report_dir) / now.strftime("%Y%m%dT%H%M%SZ")
     folder, n = base, 1
     while folder.exists():
         n += 1
@@ -43,13 +44,14 @@ def run_report(
     """Check active students' contact data, write the report, store the figures, alert.
 
     Writes into ``out_dir`` (default: a new timestamped folder under
-    ``settings.report_dir``): Data Docs, ``summary.md``, ``reachability.svg``,
-    ``followup/<advisor>.csv`` and ``report.json``. Returns the report's JSON (its keys are
-    described in ``docs/data-quality.md``).
+    ``settings.report_dir``; either may be relative to the working folder and is made
+    absolute first): ``index.html`` (the self-contained report page), Data Docs,
+    ``summary.md``, ``reachability.svg``, ``followup/<advisor>.csv`` and ``report.json``.
+    Returns the report's JSON (its keys are described in ``docs/data-quality.md``).
     """
     step = stepper(engine)
     now = now or utcnow()
-    folder = Path(out_dir) if out_dir is not None else report_folder(settings, now)
+    folder = quality.absolute_path(out_dir) if out_dir is not None else report_folder(settings, now)
     inputs = step(quality.load_inputs)(settings, now)
     measured = step(quality.measure_inputs)(inputs, now)
     validation = step(quality.validate)(inputs, measured, folder / "data-docs", now)
@@ -71,7 +73,8 @@ def data_quality(out_dir: str | None = None) -> dict[str, Any]:
     """Onboarding data-quality report: who cannot be reached by text, why, and the trend.
 
     Args:
-        out_dir: Folder to write the report into. Defaults to a new timestamped folder
-            under ``NUDGE_REPORT_DIR``.
+        out_dir: Folder to write the report into (absolute, or relative to the worker's
+            working folder). Defaults to a new timestamped folder under
+            ``NUDGE_REPORT_DIR``.
     """
     return run_report(get_settings(), out_dir=out_dir, engine=True)

@@ -208,11 +208,12 @@ def describe_errors(exc: Any, model: Any) -> str:
         labels = []
         current: Any = model
         for step in error["loc"]:
-            field = (
-                current.model_fields.get(str(step))
+            fields = (
+                {key: f for name, f in current.model_fields.items() for key in (name, f.alias)}
                 if isinstance(current, type) and issubclass(current, BaseModel)
-                else None
+                else {}
             )
+            field = fields.get(str(step))
             labels.append(field.title if field is not None and field.title else str(step))
             annotation = field.annotation if field is not None else None
             current = annotation if isinstance(annotation, type) else None

@@ -389,12 +389,13 @@ def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
     row = session.get(Campaign, campaign_id)
     if row is None:
         raise LookupError(f"no campaign #{campaign_id}")
-    left = pending(session=session, campaign_id=campaign_id)
+    timezone = load_config(session=session).timezone
+    left = pending(session=session, campaign_id=campaign_id, timezone=timezone)
     status, waiting = row.status, None
     if status == CampaignStatus.SENDING and left.total and left.total == left.deferred:
         # Everything left waits for quiet hours to end: the campaign is not stuck.
         status = "waiting"
-        zone = ZoneInfo(load_config(session=session).timezone)
+        zone = ZoneInfo(timezone)
         until = left.deferred_until
         waiting = {
             "messages": left.deferred,

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Column, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -404,6 +405,48 @@ def stale_sending(
     return _rows(session.execute(select(*_COLUMNS).where(*where).order_by(message_t.c.id)))
 
 
+def orphaned_sending(*, session: Session) -> list[OutRow]:
+    """Campaign messages left ``sending`` where no chunk pass will look again: their
+    campaign was cancelled or refused, or their chunk is done."""
+    return _rows(
+        session.execute(
+            select(*_COLUMNS)
+            .select_from(
+                message_t.join(chunk_t, chunk_t.c.id == message_t.c.chunk_id).join(
+                    campaign_t, campaign_t.c.id == message_t.c.campaign_id
+                )
+            )
+            .where(
+                message_t.c.status == Status.SENDING.value,
+                or_(
+                    campaign_t.c.status.in_(
+                        [CampaignStatus.CANCELLED.value, CampaignStatus.REFUSED.value]
+                    ),
+                    chunk_t.c.status == "done",
+                ),
+            )
+            .order_by(message_t.c.id)
+        )
+    )
+
+
+def close_unsendable(*, session: Session, now: datetime) -> int:
+    """Messages back in ``planned`` in a campaign that will never send them end like the
+    campaign: ``skipped``/``cancelled`` or ``refused``."""
+    done = 0
+    for status, to, reason in (
+        (CampaignStatus.CANCELLED, Status.SKIPPED, "cancelled"),
+        (CampaignStatus.REFUSED, Status.REFUSED, "campaign_refused"),
+    ):
+        ids = session.execute(
+            select(message_t.c.id)
+            .select_from(message_t.join(campaign_t, campaign_t.c.id == message_t.c.campaign_id))
+            .where(campaign_t.c.status == status.value, message_t.c.status.in_(_WAITING))
+        ).scalars()
+        done += move(session=session, ids=list(ids), to=to, now=now, reason=reason)
+    return done
+
+
 # --- loose messages: notifications, alerts, keyword answers ------------------------------
 
 
@@ -545,17 +588,20 @@ class Pending:
     """What is left of a campaign, and why (``nudge send`` reports it when it returns)."""
 
     total: int = 0
+    queued: int = 0
     deferred: int = 0
     deferred_until: datetime | None = None
     retrying: int = 0
     retry_codes: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     unknown_emails: int = 0
+    timezone: str = "UTC"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
             "total": self.total,
+            "queued": self.queued,
             "deferred": self.deferred,
             "deferred_until": self.deferred_until.isoformat() if self.deferred_until else None,
             "retrying": self.retrying,
@@ -566,12 +612,15 @@ class Pending:
         }
 
     def explain(self) -> str:
-        """One sentence a person can act on."""
+        """One sentence a person can act on (times in the institution's zone)."""
         parts = []
+        if self.queued:
+            parts.append(f"{self.queued} not sent yet (scheduled, or waiting for a worker)")
         if self.deferred:
-            until = (
-                f" until {self.deferred_until:%Y-%m-%d %H:%M} UTC" if self.deferred_until else ""
-            )
+            until = ""
+            if self.deferred_until is not None:
+                local = self.deferred_until.astimezone(ZoneInfo(self.timezone))
+                until = f" until {local:%Y-%m-%d %H:%M %Z}"
             parts.append(f"{self.deferred} deferred by quiet hours{until}")
         if self.retrying:
             codes = ", ".join(f"{c} ×{n}" for c, n in self.retry_codes.most_common())
@@ -586,9 +635,9 @@ class Pending:
         return "; ".join(parts) or "nothing pending"
 
 
-def pending(*, session: Session, campaign_id: int) -> Pending:
+def pending(*, session: Session, campaign_id: int, timezone: str = "UTC") -> Pending:
     """The campaign's messages still open (or unknown), grouped by why they wait."""
-    found = Pending()
+    found = Pending(timezone=timezone)
     rows = session.execute(
         select(
             message_t.c.status,
@@ -607,12 +656,14 @@ def pending(*, session: Session, campaign_id: int) -> Pending:
         found.total += 1
         if status == Status.SENDING.value:
             found.in_flight += 1
-        elif status == Status.DEFERRED.value or (attempts == 0 and send_after is not None):
+        elif status == Status.DEFERRED.value:
             found.deferred += 1
             if send_after is not None and (
                 found.deferred_until is None or send_after < found.deferred_until
             ):
                 found.deferred_until = send_after
+        elif attempts == 0 and code is None:
+            found.queued += 1
         else:
             found.retrying += 1
             found.retry_codes[str(code or "unknown")] += 1
@@ -657,6 +708,7 @@ __all__ = [
     "OutRow",
     "Pending",
     "campaign_status",
+    "close_unsendable",
     "defer",
     "email_body",
     "email_subject",
@@ -671,6 +723,7 @@ __all__ = [
     "mark_unknown",
     "move",
     "open_chunks",
+    "orphaned_sending",
     "pending",
     "refuse_campaign",
     "resend_unknown",

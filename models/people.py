@@ -8,12 +8,18 @@ admin's ``sms_allowed`` override and the carrier's verdict (``disabled_by_carrie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, Index, UniqueConstraint, select, update
+from sqlmodel import Field, Session, SQLModel, col
 
+from domain.phones import MANUAL_TYPE_CODE
 from models.types import PortableJSON, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from domain.phones import ParsedPhone
 
 
 class PersonBase(SQLModel):
@@ -109,4 +115,83 @@ class PhoneNumber(SQLModel, table=True):
     )
     last_seen: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+# --- repository functions (the caller owns the session) -----------------------------------
+
+
+def person_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
+    """The person with this SIS id (student or staff, active or not)."""
+    return session.execute(select(Person).where(col(Person.sis_id) == sis_id)).scalar()
+
+
+def phones_of(*, session: Session, person_id: int) -> list[PhoneNumber]:
+    """Every stored phone row of a person (SIS and manual, present or not), oldest first."""
+    stmt = select(PhoneNumber).where(col(PhoneNumber.person_id) == person_id)
+    return list(session.execute(stmt.order_by(col(PhoneNumber.id))).scalars())
+
+
+def set_sms_override(*, session: Session, phone_ids: Sequence[int], value: bool | None) -> int:
+    """Set (or clear, ``None``) the admin's ``sms_allowed`` override of these rows."""
+    table = PhoneNumber.__table__  # type: ignore[attr-defined]
+    return int(
+        session.execute(
+            update(table).where(table.c.id.in_(list(phone_ids))).values(sms_allowed=value)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def add_manual_phone(
+    *, session: Session, person_id: int, raw: str, parsed: ParsedPhone
+) -> PhoneNumber:
+    """A number an admin adds by hand, overridden to be texted (``sms_allowed=True``):
+    kind ``mobile``, ``type_code`` :data:`MANUAL_TYPE_CODE`. A manual row the sync
+    marked as gone is brought back rather than duplicated. It is primary and dated now,
+    so it is chosen over numbers an admin allowed before."""
+    assert parsed.e164 is not None  # noqa: S101 - only valid numbers are added
+    now = utcnow()
+    row = session.execute(
+        select(PhoneNumber).where(
+            col(PhoneNumber.person_id) == person_id,
+            col(PhoneNumber.type_code) == MANUAL_TYPE_CODE,
+            col(PhoneNumber.match_key) == parsed.e164,
+        )
+    ).scalar()
+    if row is None:
+        row = PhoneNumber(
+            person_id=person_id,
+            raw=raw.strip(),
+            type_code=MANUAL_TYPE_CODE,
+            kind="mobile",
+            match_key=parsed.e164,
+            first_seen=now,
+        )
+    row.e164 = parsed.e164
+    row.extension = parsed.extension
+    row.line_type = parsed.line_type
+    row.valid = parsed.valid
+    row.reason = str(parsed.reason) if parsed.reason else None
+    row.sms_capable = parsed.sms_capable
+    row.present = True
+    row.sms_allowed = True
+    # The admin's latest word: chosen before older overrides (primary, then most recent).
+    row.is_primary = True
+    row.source_updated_at = now
+    row.last_seen = now
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_manual_phone(*, session: Session, phone_ids: Sequence[int]) -> int:
+    """Take back numbers an admin added (only manual rows): they are kept, as no longer
+    present, with their override cleared."""
+    table = PhoneNumber.__table__  # type: ignore[attr-defined]
+    return int(
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(list(phone_ids)), table.c.type_code == MANUAL_TYPE_CODE)
+            .values(present=False, sms_allowed=None, is_primary=False)
+        ).rowcount  # type: ignore[attr-defined]
     )

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text, update
 from sqlmodel import Session, col
 
 from domain.config import SmsConfig
-from domain.phones import PhoneFacts, choose_sms_number
+from domain.phones import MANUAL_TYPE_CODE, PhoneFacts, choose_sms_number
 from domain.sync import PersonChange, PhoneRow, SyncPlan
 from models.bulk import BackgroundWriter, bulk_insert
 from models.consent import INSTITUTION, Consent, ConsentEvent
@@ -148,6 +148,20 @@ def _facts(index: int, row: PhoneRow, stored: dict[str, Any] | None = None) -> P
     )
 
 
+def _stored_facts(stored: dict[str, Any]) -> PhoneFacts:
+    return PhoneFacts(
+        id=stored["id"],
+        kind=stored["kind"],
+        e164=stored["e164"],
+        valid=stored["valid"],
+        sms_capable=stored["sms_capable"],
+        is_primary=stored["is_primary"],
+        updated_at=stored["source_updated_at"],
+        sms_allowed=stored["sms_allowed"],
+        disabled_by_carrier=bool(stored["disabled_by_carrier"]),
+    )
+
+
 def _person_values(change: PersonChange, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {
         "role": change.role,
@@ -240,8 +254,16 @@ def apply_plan(
             values["id"] = stored["id"]
             phone_updates.append(values)
             facts.append(_facts(stored["id"], row, stored))
+        # Numbers an admin added (``phones override --allow``) are in no extract: keep them,
+        # and keep them in the SMS choice.
+        manual = [
+            s for s in existing.values() if s["type_code"] == MANUAL_TYPE_CODE and s["present"]
+        ]
+        facts.extend(_stored_facts(s) for s in manual)
         phone_removed.extend(
-            s["id"] for s in existing.values() if s["id"] not in seen and s["present"]
+            s["id"]
+            for s in existing.values()
+            if s["id"] not in seen and s["present"] and s["type_code"] != MANUAL_TYPE_CODE
         )
         choice = choose_sms_number(facts, default_kind=default_kind)
         values = _person_values(change, now)
@@ -309,6 +331,13 @@ def _load_phones(
         phone_t.c.sms_allowed,
         phone_t.c.disabled_by_carrier,
         phone_t.c.present,
+        # for manual rows, which stay in the SMS choice
+        phone_t.c.kind,
+        phone_t.c.e164,
+        phone_t.c.valid,
+        phone_t.c.sms_capable,
+        phone_t.c.is_primary,
+        phone_t.c.source_updated_at,
     )
     for batch in chunked(person_ids):
         for row in session.execute(select(*cols).where(phone_t.c.person_id.in_(list(batch)))):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, select
+from sqlmodel import Field, Session, SQLModel, col
 
 from models.types import PortableJSON, UTCDateTime, utcnow
 
@@ -43,3 +43,27 @@ class QuarantinedRow(SQLModel, table=True):
     raw: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
     )
+
+
+# --- repository functions (the caller owns the session) -----------------------------------
+
+
+def recent_runs(*, session: Session, limit: int) -> list[SyncRun]:
+    """The latest ``limit`` syncs, newest first."""
+    stmt = select(SyncRun).order_by(col(SyncRun.id).desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def get_run(*, session: Session, run_id: int) -> SyncRun | None:
+    """One sync run, or None."""
+    return session.get(SyncRun, run_id)
+
+
+def quarantined_rows(*, session: Session, run_id: int) -> list[QuarantinedRow]:
+    """The rows one sync quarantined, by file and line."""
+    stmt = (
+        select(QuarantinedRow)
+        .where(col(QuarantinedRow.sync_run_id) == run_id)
+        .order_by(col(QuarantinedRow.file), col(QuarantinedRow.line))
+    )
+    return list(session.execute(stmt).scalars())

@@ -95,6 +95,31 @@ class Settings(BaseSettings):
         default=None, description="Default sync source: csv:PATH or ethos:URL."
     )
     ethos_api_key: SecretStr | None = Field(default=None, description="Ethos API key.")
+    ethos_id_credential: str = Field(
+        default="bannerId",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        description="Ethos credentials[].type whose value is the SIS person id (bannerId, "
+        "elevateId, colleaguePersonId, ...).",
+    )
+    ethos_page_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Persons asked per page of the Ethos persons API (the server may cap it; "
+        "Ethos Integration's maximum is usually 500).",
+    )
+    ethos_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="HTTP timeout per Ethos request, in seconds."
+    )
+    ethos_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Attempts per Ethos request when it meets 429, 5xx or a connection error "
+        "(with exponential backoff and jitter in between; 1 = no retry).",
+    )
     sync_workers: int = Field(
         default=0, ge=0, description="Processes that parse phone numbers (0 = one per core)."
     )

@@ -47,10 +47,12 @@ from models.messaging import InboundMessage, Message
 from models.outbox import (
     Fence,
     OutRow,
+    close_unsendable,
     load_loose,
     mark_sending,
     mark_unknown,
     move,
+    orphaned_sending,
     settle,
     stale_sending,
     unmark,
@@ -705,6 +707,41 @@ def deliver_loose(
         report.sms_sent, report.sms_failed = sms.sms_sent, sms.sms_failed
         report.sms_retry, report.expired = sms.sms_retry, sms.expired
     return report
+
+
+def settle_orphans(env: SendEnv) -> int:
+    """Settle campaign messages left ``sending`` that no chunk pass will look at again (a
+    worker died in a campaign since cancelled or refused): SMS are looked up at the
+    provider, emails become ``unknown``; what was never sent ends like its campaign.
+    Returns how many were settled."""
+    now = env.now()
+    with Session(env.engine) as s:
+        rows = orphaned_sending(session=s)
+    sms = [
+        r
+        for r in rows
+        if r.channel == OutChannel.SMS and settled_before(r, bound=env.sms_bound(), now=now)
+    ]
+    emails = [
+        r
+        for r in rows
+        if r.channel == OutChannel.EMAIL and settled_before(r, bound=env.email_bound(), now=now)
+    ]
+    if sms:
+
+        async def run() -> None:
+            gateway = env.gateway_factory()
+            try:
+                await reconcile_sms(env, gateway, sms)
+            finally:
+                await gateway.aclose()
+
+        asyncio.run(run())
+    settle_stale_emails(env, emails)
+    with Session(env.engine) as s:
+        close_unsendable(session=s, now=env.now())
+        s.commit()
+    return len(sms) + len(emails)
 
 
 def alert_rows(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import time
 import warnings
@@ -58,6 +59,7 @@ from domain.quality import (
     suite_overrides,
     trend,
 )
+from domain.quality_html import PageInput, render_report_html
 from expectations import SUITES, configured_suite, expectation_meta
 from models.config import load_config
 from models.db import make_engine, session_scope
@@ -66,6 +68,8 @@ from nudge.settings import Settings
 from tasks.runtime import in_prefect_run, run_logger
 
 ALERT_EVENT = "nudge.data-quality.alert"
+#: The self-contained report page, at the top of each report folder.
+REPORT_PAGE = "index.html"
 DATA_DOCS_SITE = "nudge-report"
 FOLLOWUP_COLUMNS = ("student_id", "name", "program", "problem", "what_is_wrong", "how_to_fix")
 #: Data Docs ships 4 MB of tutorial images no page of ours shows: dropped from each report.
@@ -168,6 +172,17 @@ class Report:
             "alert_email_errors": self.alert_email_errors,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+def absolute_path(path: Path | str) -> Path:
+    """``path`` as an absolute, normalised path (``~`` expanded; relative to the working
+    folder), symlinks left as they are: what the user typed, made unambiguous.
+
+    Every report path goes through here before anything is written, stored or printed:
+    Great Expectations refuses a relative Data Docs folder, and a relative folder kept in the
+    history or sent in an alert would mean nothing from another working folder.
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 # --- read -------------------------------------------------------------------------------------
@@ -288,8 +303,12 @@ def run_suites(
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
-    if docs_dir is not None and docs_dir.exists():
-        shutil.rmtree(docs_dir)
+    if docs_dir is not None:
+        # GX's filesystem store refuses a relative base_directory (no root_directory in an
+        # ephemeral context): the caller's path is made absolute here, whatever it was.
+        docs_dir = absolute_path(docs_dir)
+        if docs_dir.exists():
+            shutil.rmtree(docs_dir)
     context = gx.get_context(project_config=_context_config(docs_dir), mode="ephemeral")
     source = context.data_sources.add_pandas("nudge-snapshot")
     overrides = suite_overrides(config)
@@ -389,6 +408,7 @@ def validate(
     """Run the expectation suites over the snapshot with Great Expectations (Data Docs to
     ``docs_dir``)."""
     gx, import_s = import_gx()
+    docs_dir = absolute_path(docs_dir) if docs_dir is not None else None
     started = time.perf_counter()
     outcomes = run_suites(
         frames(inputs, measured.derived), inputs.config, docs_dir=docs_dir, run_time=now, gx=gx
@@ -470,7 +490,8 @@ def assemble(
 
 @task(name="quality-write", cache_policy=NO_CACHE)
 def write_outputs(report: Report) -> dict[str, Any]:
-    """Write ``summary.md``, the chart and the advisors' follow-up CSVs; returns the paths."""
+    """Write ``index.html`` (the self-contained report page), ``summary.md``, the chart and
+    the advisors' follow-up CSVs; returns their absolute paths."""
     folder = report.folder
     folder.mkdir(parents=True, exist_ok=True)
     followup_dir = folder / "followup"
@@ -490,33 +511,34 @@ def write_outputs(report: Report) -> dict[str, Any]:
                 spreadsheet.row((r.student_id, r.name, r.program, r.problem, r.what, r.fix))
                 for r in rows
             )
+    svg = render_reachability_svg(report.trend, report.thresholds["reachability_threshold"])
     chart = folder / "reachability.svg"
-    chart.write_text(
-        render_reachability_svg(report.trend, report.thresholds["reachability_threshold"]),
-        encoding="utf-8",
-    )
+    chart.write_text(svg, encoding="utf-8")
     docs = report.data_docs.relative_to(folder).as_posix() if report.data_docs else None
+    facts = SummaryInput(
+        at=report.at,
+        metrics=report.metrics,
+        change=report.change,
+        alert=report.alert,
+        outcomes=report.outcomes,
+        trend=report.trend,
+        programs=report.programs,
+        advisors=report.advisors,
+        followup_files={name: len(rows) for name, rows in sorted(by_file.items())},
+        thresholds=report.thresholds,
+        previous_at=report.previous.at if report.previous else None,
+        data_docs=docs,
+        chart=chart.name,
+    )
     summary = folder / "summary.md"
-    summary.write_text(
-        render_summary(
-            SummaryInput(
-                at=report.at,
-                metrics=report.metrics,
-                change=report.change,
-                alert=report.alert,
-                outcomes=report.outcomes,
-                trend=report.trend,
-                programs=report.programs,
-                advisors=report.advisors,
-                followup_files={name: len(rows) for name, rows in sorted(by_file.items())},
-                thresholds=report.thresholds,
-                previous_at=report.previous.at if report.previous else None,
-                data_docs=docs,
-            )
-        ),
+    summary.write_text(render_summary(facts), encoding="utf-8")
+    page = folder / REPORT_PAGE
+    page.write_text(
+        render_report_html(PageInput(facts, svg, report.followups, summary_md=summary.name)),
         encoding="utf-8",
     )
     return {
+        "html": str(page),
         "summary": str(summary),
         "chart": str(chart),
         "data_docs": str(report.data_docs) if report.data_docs else None,
@@ -625,6 +647,7 @@ def alert_email(report: Report, to: str) -> Email:
         headline_markdown(m, report.change, AlertDecision(False)),
         "",
         f"Failed expectations: {', '.join(m['failed_expectations']) or 'none'}",
+        f"Report: {report.folder / REPORT_PAGE}",
         f"Report folder: {report.folder}",
         "Follow-up lists per advisor are in its followup/ folder.",
     ]
@@ -697,6 +720,8 @@ def artifact_markdown(report: Report) -> str:
             f"{report.metrics['expectations_failed']} failed"
             + (f" ({'; '.join(failed)})" if failed else "")
             + ".",
+            "",
+            f"Report page (self-contained, opens offline): `{report.folder / REPORT_PAGE}`",
             "",
             f"Report folder: `{report.folder}`",
         ]

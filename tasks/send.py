@@ -100,7 +100,7 @@ from tasks.outbox import (
 )
 from tasks.pacing import SharedPacer
 from tasks.runtime import in_prefect_run, run_logger
-from tasks.sender_numbers import ensure_sender_number
+from tasks.sender_numbers import SenderNumberConflict, ensure_sender_number
 
 log = logging.getLogger("nudge.send")
 
@@ -240,7 +240,12 @@ class ChunkSender:
             rows = load_chunk(session=s, chunk_id=self.claim.chunk_id, now=env.now())
         jobs, emails = _jobs(rows)
         if jobs:
-            self.sender_e164 = await ensure_sender_number(env, self.gateway, staff)
+            try:
+                self.sender_e164 = await ensure_sender_number(env, self.gateway, staff)
+            except SenderNumberConflict as exc:
+                self._stop(f"sender number conflict: {exc}")
+                self._release()
+                return self.report
             jobs = await self._settle_in_flight(jobs)
             jobs = self._check(jobs)
             await self._send_groups(jobs, env.pacer(self.sender_e164))
@@ -571,6 +576,18 @@ class ChunkSender:
                     RETRY_LATER if outcome is SendOutcome.RETRIABLE_EXHAUSTED else timedelta(0)
                 )
                 self.report.retry_later += 1
+
+    def _stop(self, reason: str) -> None:
+        """Stop the campaign (admins alerted): nothing more is sent until it is resumed."""
+        now = self.env.now()
+        with Session(self.env.engine) as s:
+            if stop_campaign(session=s, campaign_id=self.campaign_id, reason=reason):
+                self.stopped_now = True
+                self._enqueue_alert(s, reason, now)
+            s.commit()
+        self.report.stopped = reason
+        if self.stopped_now:
+            self._alert(reason)
 
     def _enqueue_alert(self, s: Session, reason: str, now: datetime) -> None:
         """The campaign-stopped alert is an outbox row, created with the stop itself."""

@@ -10,61 +10,56 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from adapters.twilio_gateway import SmsGateway
 from domain.masking import mask_phone
-from models.messaging import SenderNumber
 from models.people import Person
+from models.senders import (
+    ACTIVE,
+    CONFLICT,
+    abandon_provisioning,
+    activate,
+    holder_of,
+    sender_row,
+    start_provisioning,
+    take_over_stale,
+)
 from tasks.outbox import SendEnv
 from tasks.runtime import run_logger
 
-sender_t = SenderNumber.__table__  # type: ignore[attr-defined]
+
+class SenderNumberConflict(RuntimeError):
+    """The number Twilio sold is already on record for another staff member: sending from
+    it would mix two people's conversations. An admin resolves it (``nudge senders``)."""
+
+
+#: A provisioning attempt that went quiet this long is taken over by another worker.
+STALE_PROVISIONING = timedelta(minutes=2)
 
 
 async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
     """The staff member's sender number, provisioned through Twilio on their first SMS.
 
     Two concurrent first sends provision one number: the first to insert the
-    ``provisioning`` row buys it, the others wait for it (or take over a stale attempt).
+    ``provisioning`` row buys it, the others wait for it (or take over a stale attempt). A
+    number already on record for someone else ends in :class:`SenderNumberConflict`, at
+    once and on every later attempt, until an admin resolves it.
     """
     assert staff.id is not None  # noqa: S101 - a stored person
     deadline = env.now() + timedelta(seconds=90)
     while True:
         with Session(env.engine) as s:
-            row = s.execute(select(sender_t).where(sender_t.c.staff_person_id == staff.id)).first()
-            if row is not None and row.status == "active" and row.e164:
-                return str(row.e164)
-            mine = False
+            row = sender_row(session=s, staff_person_id=staff.id)
+            if row is not None and row.status == ACTIVE and row.e164:
+                return row.e164
+            if row is not None and row.status == CONFLICT:
+                raise SenderNumberConflict(_conflict_message(staff, row.provider_sid))
             if row is None:
-                try:
-                    s.execute(
-                        sender_t.insert().values(
-                            staff_person_id=staff.id,
-                            status="provisioning",
-                            created_at=env.now(),
-                            updated_at=env.now(),
-                        )
-                    )
-                    s.commit()
-                    mine = True
-                except IntegrityError:
-                    s.rollback()
-            elif row.updated_at < env.now() - timedelta(minutes=2):
-                mine = bool(
-                    s.execute(
-                        update(sender_t)
-                        .where(
-                            sender_t.c.id == row.id,
-                            sender_t.c.status == "provisioning",
-                            sender_t.c.updated_at == row.updated_at,
-                        )
-                        .values(updated_at=env.now())
-                    ).rowcount  # type: ignore[attr-defined]
-                )
-                s.commit()
+                mine = start_provisioning(session=s, staff_person_id=staff.id, now=env.now())
+            else:
+                mine = take_over_stale(session=s, row=row, now=env.now(), stale=STALE_PROVISIONING)
+            s.commit()
         if mine:
             return await _provision(env, gateway, staff)
         if env.now() > deadline:
@@ -72,7 +67,17 @@ async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person)
         await asyncio.sleep(0.2)
 
 
+def _conflict_message(staff: Person, provider_sid: str | None, holder: str | None = None) -> str:
+    owner = f" (it is on record for {holder})" if holder else ""
+    return (
+        f"the number Twilio sold for {staff.sis_id} (SID {provider_sid}) is already another "
+        f"staff member's sender number{owner}. Release or reassign it in the Twilio console, "
+        f"then run `nudge senders reset {staff.sis_id}` and `nudge campaigns resume ID`."
+    )
+
+
 async def _provision(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
+    assert staff.id is not None  # noqa: S101 - a stored person
     try:
         bought = await gateway.provision_number(
             area_code=env.settings.twilio_area_code,
@@ -81,29 +86,25 @@ async def _provision(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
         )
     except BaseException:
         with Session(env.engine) as s:  # let the next attempt try again
-            s.execute(
-                sender_t.delete().where(
-                    sender_t.c.staff_person_id == staff.id, sender_t.c.status == "provisioning"
-                )
-            )
+            abandon_provisioning(session=s, staff_person_id=staff.id)
             s.commit()
         raise
     with Session(env.engine) as s:
-        s.execute(
-            update(sender_t)
-            .where(sender_t.c.staff_person_id == staff.id)
-            .values(
-                e164=bought.phone_number,
-                provider_sid=bought.sid,
-                status="active",
-                updated_at=env.now(),
-            )
+        ok = activate(
+            session=s,
+            staff_person_id=staff.id,
+            e164=bought.phone_number,
+            provider_sid=bought.sid,
+            now=env.now(),
         )
+        holder = None if ok else holder_of(session=s, e164=bought.phone_number)
         s.commit()
+    if not ok:
+        raise SenderNumberConflict(_conflict_message(staff, bought.sid, holder))
     run_logger().info(
         "sender number %s provisioned for %s", mask_phone(bought.phone_number), staff.sis_id
     )
     return bought.phone_number
 
 
-__all__ = ["ensure_sender_number"]
+__all__ = ["SenderNumberConflict", "ensure_sender_number"]

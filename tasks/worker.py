@@ -43,7 +43,7 @@ from models.chunks import (
 from models.db import make_engine
 from models.outbox import finish_idle_campaigns
 from nudge.settings import Settings
-from tasks.outbox import SendEnv, deliver_loose
+from tasks.outbox import SendEnv, deliver_loose, settle_orphans
 from tasks.runtime import run_logger, stepper
 from tasks.send import ChunkReport, send_chunk
 
@@ -252,6 +252,11 @@ def work(
     with Session(env.engine) as s:
         finish_idle_campaigns(session=s, now=env.now())
         s.commit()
+    try:
+        settle_orphans(env)
+    except Exception as exc:  # settled on the next loop
+        report.errors.append(f"orphans: {type(exc).__name__}: {exc}"[:500])
+        log.warning("settling orphaned messages failed: %s", exc)
     try:
         report.alerts_sent = deliver_loose(env, kinds=[Kind.ALERT]).emails.sent
     except Exception as exc:  # alerts wait for the next loop; the campaign work is done

@@ -14,18 +14,25 @@ from adapters.sis.base import SourceError
 
 if TYPE_CHECKING:
     from adapters.sis.base import SisSource
+    from adapters.sis.ethos_source import EthosConfig
     from nudge.settings import Settings
 
 SCHEMES = ("csv", "ethos")
 
-#: Ethos knobs also read from settings when these (optional) fields exist there:
-#: ``NUDGE_ETHOS_ID_CREDENTIAL``, ``NUDGE_ETHOS_PAGE_SIZE``, ``NUDGE_ETHOS_TIMEOUT_S`` (and
-#: ``NUDGE_ETHOS_MAX_ATTEMPTS`` for the retry policy). Explicit knobs win.
-_ETHOS_SETTINGS = {
-    "id_credential": "ethos_id_credential",
-    "page_size": "ethos_page_size",
-    "timeout_s": "ethos_timeout_s",
-}
+
+def ethos_config(settings: Settings) -> EthosConfig:
+    """The Ethos source's own config from settings: ``NUDGE_ETHOS_API_KEY``,
+    ``NUDGE_ETHOS_ID_CREDENTIAL``, ``NUDGE_ETHOS_PAGE_SIZE``, ``NUDGE_ETHOS_TIMEOUT_S`` and
+    ``NUDGE_ETHOS_MAX_ATTEMPTS``."""
+    from adapters.sis.ethos_source import EthosConfig, RetryPolicy
+
+    return EthosConfig(
+        api_key=settings.ethos_api_key,
+        id_credential=settings.ethos_id_credential,
+        page_size=settings.ethos_page_size,
+        timeout_s=settings.ethos_timeout_s,
+        retry=RetryPolicy(max_attempts=settings.ethos_max_attempts),
+    )
 
 
 def open_source(
@@ -33,10 +40,10 @@ def open_source(
 ) -> SisSource:
     """Open ``csv:PATH`` or ``ethos:URL``; nothing is read until ``.read()``.
 
-    ``encoding`` applies to CSV files that are not UTF-8. ``knobs`` go to the Ethos source
-    (``id_credential``, ``page_size``, ``timeout_s``, ``retry``, ``transport``, ``sleep``);
-    the API key comes from ``settings.ethos_api_key``. Raises :class:`SourceError` for a
-    spec that names no known scheme.
+    ``encoding`` applies to CSV files that are not UTF-8. An Ethos source is configured from
+    ``settings`` (:func:`ethos_config`); ``knobs`` override that (``id_credential``,
+    ``page_size``, ``timeout_s``, ``retry``, ``api_key``) or are for tests (``transport``,
+    ``sleep``). Raises :class:`SourceError` for a spec that names no known scheme.
     """
     scheme, sep, target = spec.partition(":")
     scheme = scheme.strip().lower()
@@ -56,13 +63,4 @@ def open_source(
         raise SourceError("--encoding applies to csv: sources only (Ethos sends JSON)")
     from adapters.sis.ethos_source import EthosSource
 
-    for knob, setting in _ETHOS_SETTINGS.items():
-        value = getattr(settings, setting, None)
-        if value is not None:
-            knobs.setdefault(knob, value)
-    attempts = getattr(settings, "ethos_max_attempts", None)
-    if attempts is not None and "retry" not in knobs:
-        from adapters.sis.ethos_source import RetryPolicy
-
-        knobs["retry"] = RetryPolicy(max_attempts=int(attempts))
-    return EthosSource(target, api_key=settings.ethos_api_key, **knobs)
+    return EthosSource(target, config=ethos_config(settings), **knobs)

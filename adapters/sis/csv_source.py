@@ -20,11 +20,22 @@ Status values (case-insensitive): ``active``, ``a``, ``act``, ``enrolled``, ``cu
 ``terminated``, ``former`` mean *inactive*. Anything else, including a blank, quarantines the
 row: the sync deactivates people by status, so a guess would be worse than a question.
 
-Structure only is checked here. The phone ``number`` is handed over exactly as read (free
-text such as "Decline to state" included): classifying it is the sync's job. Rows that fail
-a check are quarantined with their 1-based line number (the header is line 1) and a reason;
-they never stop the good rows. A file that is not UTF-8 (with or without BOM) is refused
-unless an explicit encoding is given.
+Structure and field values are checked here. The phone ``number`` is handed over exactly as
+read (free text such as "Decline to state" included): classifying it is the sync's job.
+Every cell of every row must pass :mod:`domain.fields` (no NUL or other control characters,
+no line break in a single-line field, no value longer than its column). Rows that fail a
+check are quarantined with the 1-based line number they start on (the header is line 1) and
+a reason; they never stop the good rows.
+
+Encoding: files are UTF-8 (with or without BOM) unless an explicit encoding is given. A row
+holding bytes that do not decode is quarantined (its reason names the field and the byte);
+a header that does not decode refuses the file, naming the byte's offset, line and column.
+
+Size: each file is read whole into memory (an extract of 350,000 rows is tens of MB). A
+field longer than its rule quarantines its row; a single field longer than
+:data:`FIELD_HARD_CAP` characters (1 MiB) refuses the file: no SIS field is near that long,
+it means an unbalanced quote swallowed the rest of the file (or the file is not an extract),
+and the parser cannot resynchronise reliably after it.
 """
 
 from __future__ import annotations
@@ -33,10 +44,12 @@ import codecs
 import csv
 import gc
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import gt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +61,7 @@ from adapters.sis.base import (
     SourcePerson,
     SourcePhone,
 )
+from domain.fields import HEADER, FieldRule, preview, problem, rule_for
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -62,6 +76,19 @@ PHONES_REQUIRED: tuple[str, ...] = ("person_id", "phone_type", "number")
 LIST_FIELDS = frozenset({"tags", "courses", "roles"})
 
 ROLES = frozenset({"student", "staff"})
+
+#: The longest field the CSV parser will hold (characters); a longer one refuses the file.
+#: Far above every rule's maximum (at most 10,000), so over-long fields up to here are
+#: quarantined row by row. The ``csv`` module's limit is process-wide: it is only raised.
+FIELD_HARD_CAP = 1 << 20
+if csv.field_size_limit() < FIELD_HARD_CAP:
+    csv.field_size_limit(FIELD_HARD_CAP)
+
+#: Characters a ``surrogateescape`` decode makes of bytes that do not decode.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+#: How much of each cell a quarantine record keeps.
+RAW_PREVIEW_CHARS = 500
 
 _STATUS: dict[str, str] = {
     **dict.fromkeys(("active", "a", "act", "enrolled", "current"), "active"),
@@ -107,6 +134,40 @@ class _Table:
     header: tuple[str, ...]
     index: dict[str, int]
     reader: Reader
+    rules: tuple[FieldRule, ...]
+    hint: str
+
+    def check(self, row: Sequence[str]) -> str | None:
+        """Why one of the row's cells is not acceptable (see :mod:`domain.fields`), if so."""
+        for column, cell, rule in zip(self.header, row, self.rules, strict=True):
+            reason = problem(column, cell, rule)
+            if reason is not None:
+                if _UNDECODABLE.search(cell):
+                    reason = f"{reason}; {self.hint}"
+                return reason
+        return None
+
+    def raw(self, row: Sequence[str]) -> dict[str, str]:
+        """The row keyed by column, for a quarantine record; extra cells keyed by position.
+
+        Cells are previews (controls escaped, cut to size) so the record always stores.
+        """
+        header = self.header
+        out = {
+            column: preview(row[i], RAW_PREVIEW_CHARS)
+            for i, column in enumerate(header)
+            if i < len(row)
+        }
+        for i in range(len(header), len(row)):
+            out[f"_{i + 1}"] = preview(row[i], RAW_PREVIEW_CHARS)
+        return out
+
+    def clean_id(self, row: Sequence[str]) -> str | None:
+        """The row's person_id if it is present and acceptable, else ``None``."""
+        i = self.index["person_id"]
+        if i >= len(row) or problem("person_id", row[i], rule_for("person_id")) is not None:
+            return None
+        return row[i].strip() or None
 
 
 class CsvSource:
@@ -166,6 +227,13 @@ class CsvSource:
             raise SourceFormatError(f"{name}: empty file (no header row)") from None
         except csv.Error as exc:
             raise SourceFormatError(f"{name}: unreadable header row ({exc})") from None
+        for i, cell in enumerate(first):
+            if _UNDECODABLE.search(cell):
+                # The header is the file's start: its bad byte is the file's first one.
+                raise self._undecodable(path, data)
+            reason = problem(f"column {i + 1} of the header", cell, HEADER)
+            if reason is not None:
+                raise SourceFormatError(f"{name}: {reason}")
         header = tuple(h.strip().lstrip("\ufeff").strip().lower() for h in first)
         index: dict[str, int] = {}
         for i, column in enumerate(header):
@@ -179,33 +247,45 @@ class CsvSource:
                 f"{name}: missing required column(s) {', '.join(missing)} "
                 f"(found: {', '.join(h for h in header if h) or 'none'})"
             )
-        return _Table(name=name, header=header, index=index, reader=reader)
+        labels = tuple(column or f"column {i + 1}" for i, column in enumerate(header))
+        return _Table(
+            name=name,
+            header=labels,
+            index=index,
+            reader=reader,
+            rules=tuple(rule_for(column) for column in header),
+            hint=self._hint(),
+        )
+
+    def _hint(self) -> str:
+        if self.encoding is None:
+            return "pass --encoding (for example --encoding cp1252) if the file is not UTF-8"
+        return f"check the --encoding ({self.encoding}) given"
 
     def _decode(self, path: Path, data: bytes) -> str:
-        encoding = self.encoding or "utf-8-sig"
+        """Decode the whole file; bytes that do not decode become U+DC80–U+DCFF.
+
+        Rows holding such characters are quarantined by the field check; only an encoding
+        that cannot even represent them that way (a broken UTF-16 pair) refuses the file.
+        """
         try:
-            return data.decode(encoding)
+            return data.decode(self.encoding or "utf-8-sig", errors="surrogateescape")
+        except UnicodeDecodeError:
+            raise self._undecodable(path, data) from None
+
+    def _undecodable(self, path: Path, data: bytes) -> SourceFormatError:
+        """The refusal naming the file's first byte that does not decode."""
+        try:
+            data.decode(self.encoding or "utf-8-sig")
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
             column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            hint = (
-                "pass --encoding (for example --encoding cp1252) if the file is not UTF-8"
-                if self.encoding is None
-                else f"check the --encoding ({self.encoding}) given"
-            )
-            raise SourceFormatError(
+            return SourceFormatError(
                 f"{path.name}: not valid {'UTF-8' if self.encoding is None else self.encoding}: "
                 f"byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}, "
-                f"column {column}); {hint}"
-            ) from None
-
-
-def _as_dict(header: tuple[str, ...], row: list[str]) -> dict[str, str]:
-    """The row keyed by column, for a quarantine record; extra cells are keyed by position."""
-    out = {name or f"_{i + 1}": row[i] for i, name in enumerate(header) if i < len(row)}
-    for i in range(len(header), len(row)):
-        out[f"_{i + 1}"] = row[i]
-    return out
+                f"column {column}); {self._hint()}"
+            )
+        return SourceFormatError(f"{path.name}: not valid text")  # pragma: no cover
 
 
 @contextmanager
@@ -239,6 +319,7 @@ def _read_people(
     """Return the good people, their ids, and the ids of people refused (id → first line)."""
     name, header, idx, reader = table.name, table.header, table.index, table.reader
     width = len(header)
+    maxima = [rule.fast_max for rule in table.rules]
     i_id, i_role, i_status = idx["person_id"], idx["role"], idx["status"]
     present = [f for f in PERSON_FIELDS if f in idx and f != "status"]
     scalars = [(f, idx[f]) for f in present if f not in LIST_FIELDS]
@@ -248,13 +329,15 @@ def _read_people(
     first_line: dict[str, int] = {}
     refused: dict[str, int] = {}
     statuses, roles = _STATUS, ROLES
+    last = reader.line_num
 
     def refuse(line: int, row: list[str], reason: str, person_id: str | None) -> None:
-        quarantined.append(QuarantinedRow(name, line, reason, person_id, _as_dict(header, row)))
+        quarantined.append(
+            QuarantinedRow(name, line, _spanned(reason, line, last), person_id, table.raw(row))
+        )
         if person_id and person_id not in first_line:
             refused.setdefault(person_id, line)
 
-    last = reader.line_num
     try:
         for row in reader:
             # line_num counts physical lines, so a quoted cell holding a newline still gives
@@ -263,16 +346,21 @@ def _read_people(
             if not row:
                 continue
             if len(row) != width:
-                pid = row[i_id].strip() if i_id < len(row) else ""
-                refuse(line, row, f"expected {width} fields, found {len(row)}", pid or None)
+                refuse(line, row, f"expected {width} fields, found {len(row)}", table.clean_id(row))
                 continue
+            # One C-level pass for the common, clean row; cell by cell only when it may not be.
+            if not "".join(row).isprintable() or any(map(gt, map(len, row), maxima)):
+                reason = table.check(row)
+                if reason is not None:
+                    refuse(line, row, reason, table.clean_id(row))
+                    continue
             pid = row[i_id].strip()
             if not pid:
                 refuse(line, row, "blank person_id", None)
                 continue
             if pid in first_line:
                 reason = f"duplicate person_id {pid!r} (first on line {first_line[pid]})"
-                quarantined.append(QuarantinedRow(name, line, reason, pid, _as_dict(header, row)))
+                quarantined.append(QuarantinedRow(name, line, reason, pid, table.raw(row)))
                 continue
             role = row[i_role].strip().lower()
             if role not in roles:
@@ -296,7 +384,7 @@ def _read_people(
             first_line[pid] = line
             people.append(SourcePerson(line, pid, role, fields, tuple(row)))
     except csv.Error as exc:
-        raise SourceFormatError(f"{name}: line {last + 1}: {exc}") from None
+        raise _parse_error(name, last + 1, exc) from None
     for pid in first_line:
         refused.pop(pid, None)
     return people, set(first_line), refused
@@ -319,20 +407,27 @@ def _read_phones(
     flags.update({key.capitalize(): value for key, value in _FLAGS.items()})
     phones: list[SourcePhone] = []
     append = phones.append
+    maxima = [rule.fast_max for rule in table.rules]
+    last = reader.line_num
 
     def refuse(line: int, row: list[str], reason: str, person_id: str | None) -> None:
-        quarantined.append(QuarantinedRow(name, line, reason, person_id, _as_dict(header, row)))
+        quarantined.append(
+            QuarantinedRow(name, line, _spanned(reason, line, last), person_id, table.raw(row))
+        )
 
-    last = reader.line_num
     try:
         for row in reader:
             line, last = last + 1, reader.line_num
             if not row:
                 continue
             if len(row) != width:
-                pid = row[i_id].strip() if i_id < len(row) else ""
-                refuse(line, row, f"expected {width} fields, found {len(row)}", pid or None)
+                refuse(line, row, f"expected {width} fields, found {len(row)}", table.clean_id(row))
                 continue
+            if not "".join(row).isprintable() or any(map(gt, map(len, row), maxima)):
+                reason = table.check(row)
+                if reason is not None:
+                    refuse(line, row, reason, table.clean_id(row))
+                    continue
             pid = row[i_id].strip()
             if pid not in known:
                 if not pid:
@@ -401,5 +496,21 @@ def _read_phones(
                 )
             )
     except csv.Error as exc:
-        raise SourceFormatError(f"{name}: line {last + 1}: {exc}") from None
+        raise _parse_error(name, last + 1, exc) from None
     return phones
+
+
+def _spanned(reason: str, line: int, last: int) -> str:
+    """A quarantine reason, saying so when the row ran over several lines (a quoted line
+    break, or an unbalanced quote that swallowed the rows after it)."""
+    return f"{reason}; the row runs from line {line} to line {last}" if last > line else reason
+
+
+def _parse_error(name: str, line: int, exc: csv.Error) -> SourceFormatError:
+    """The refusal for a record the parser gave up on (only a field over the hard cap)."""
+    if "field larger than field limit" in str(exc):
+        return SourceFormatError(
+            f"{name}: line {line}: a field is longer than {FIELD_HARD_CAP:,} characters, the "
+            "most any extract may hold (an unbalanced quote, or not an SIS extract?)"
+        )
+    return SourceFormatError(f"{name}: line {line}: {exc}")

@@ -34,6 +34,14 @@ phones             one :class:`SourcePhone` per ``phones[]``; ``type_code`` is t
 
 Ethos does not carry program, degree, risk level, tags, courses, advisor, department, title
 or nudge's own ``roles``: they are not in ``provided_fields`` and stay as they are.
+
+Every value handed over (the id, names, email, status, each phone's type and number) must
+pass :mod:`domain.fields`, as CSV cells do, and the record as a whole must be valid Unicode
+(it is hashed): a record that fails is quarantined with its position (``line`` is the
+1-based record index; ``raw`` holds its ``id``, its page and a preview of the record) and
+a reason naming the field, e.g. ``names[0].firstName contains a control character (NUL)``.
+
+Knobs come in an :class:`EthosConfig` (built from settings by :func:`adapters.sis.open_source`).
 """
 
 from __future__ import annotations
@@ -41,9 +49,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -62,6 +71,7 @@ from adapters.sis.base import (
     SourceUnavailable,
 )
 from adapters.sis.csv_source import normalise_status
+from domain.fields import preview, problem, rule_for
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,11 @@ MEDIA_TYPE = "application/vnd.hedtech.integration.v12+json"
 PERSONS_PATH = "/api/persons"
 AUTH_PATH = "/auth"
 QUARANTINE_FILE = "ethos:persons"
+
+#: How much of a quarantined record its ``raw["record"]`` keeps.
+RAW_PREVIEW_CHARS = 4_000
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Retriable(Exception):
@@ -103,6 +118,32 @@ class RetryPolicy:
     retry_after_max_s: float = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class EthosConfig:
+    """What the Ethos source needs to know, and nothing else (no settings object).
+
+    ``id_credential`` is the ``credentials[].type`` whose value is the SIS person id;
+    ``page_size`` the ``limit`` asked per page (the server may cap it); ``timeout_s`` the
+    HTTP timeout per request; ``retry`` the bounded retries of 429/5xx/connection errors.
+    """
+
+    api_key: SecretStr | None = field(default=None, repr=False)
+    id_credential: str = "bannerId"
+    page_size: int = 500
+    timeout_s: float = 30.0
+    retry: RetryPolicy = RetryPolicy()
+
+    def __post_init__(self) -> None:
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if self.retry.max_attempts < 1:
+            raise ValueError("retry.max_attempts must be at least 1")
+        if not self.id_credential.strip():
+            raise ValueError("id_credential must not be blank")
+
+
 class EthosSource:
     """Read people and phones from an Ethos-style ``persons`` API (see the module docstring)."""
 
@@ -110,38 +151,66 @@ class EthosSource:
         self,
         base_url: str,
         *,
-        api_key: SecretStr | str | None,
-        id_credential: str = "bannerId",
-        page_size: int = 500,
-        timeout_s: float = 30.0,
+        config: EthosConfig | None = None,
+        api_key: SecretStr | str | None = None,
+        id_credential: str | None = None,
+        page_size: int | None = None,
+        timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Prepare to read ``base_url``; nothing is sent until :meth:`read`.
+        """Prepare to read ``base_url`` with ``config``; nothing is sent until :meth:`read`.
 
-        ``transport`` and ``sleep`` are for tests (``httpx.MockTransport``, a recording sleep).
+        The other keywords override fields of ``config`` (or of the defaults when there is
+        none). ``transport`` and ``sleep`` are for tests (``httpx.MockTransport``, a
+        recording sleep).
         """
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise SourceFormatError(f"ethos: {base_url!r} is not an http(s) URL")
-        if api_key is None or not (
-            api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        ):
+        base = config or EthosConfig()
+        if isinstance(api_key, str):
+            api_key = SecretStr(api_key)
+        config = replace(
+            base,
+            api_key=base.api_key if api_key is None else api_key,
+            id_credential=base.id_credential if id_credential is None else id_credential,
+            page_size=base.page_size if page_size is None else page_size,
+            timeout_s=base.timeout_s if timeout_s is None else timeout_s,
+            retry=base.retry if retry is None else retry,
+        )
+        key = config.api_key
+        if key is None or not key.get_secret_value():
             raise SourceError("ethos: no API key; set NUDGE_ETHOS_API_KEY")
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
-        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.config = config
+        self._api_key = key
         # Credentials in the URL would end up in logs and the SyncRun row: never keep them.
         self._url = url.copy_with(username=None, password=None, query=None, fragment=None)
         self.base_url = str(self._url).rstrip("/")
-        self.id_credential = id_credential
-        self.page_size = page_size
-        self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
         self._transport = transport
         self._sleep = sleep
         self._token: str | None = None
+
+    @property
+    def id_credential(self) -> str:
+        """The credential type whose value is the SIS person id."""
+        return self.config.id_credential
+
+    @property
+    def page_size(self) -> int:
+        """The ``limit`` asked for each page."""
+        return self.config.page_size
+
+    @property
+    def timeout_s(self) -> float:
+        """The HTTP timeout per request, in seconds."""
+        return self.config.timeout_s
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How hard each request is tried."""
+        return self.config.retry
 
     def describe(self) -> str:
         """``ethos:`` and the base URL (no credentials)."""
@@ -155,12 +224,13 @@ class EthosSource:
         decoded Ethos person is several times larger than what the sync needs).
         """
         builder = _ExtractBuilder(self.id_credential)
-        for index, record in self._records():
-            builder.add(index, record)
+        for index, page, record in self._records():
+            builder.add(index, record, page=page)
         return builder.extract(self.describe())
 
-    def _records(self) -> Iterator[tuple[int, Any]]:
-        """Yield (1-based record index, record) until x-total-count, checking the total."""
+    def _records(self) -> Iterator[tuple[int, int, Any]]:
+        """Yield (1-based record index, 1-based page, record) until x-total-count, checking
+        the total."""
         read = 0
         total: int | None = None
         pages = 0
@@ -183,7 +253,7 @@ class EthosSource:
                     )
                 for record in page:
                     read += 1
-                    yield read, record
+                    yield read, pages, record
                 if read >= total:
                     break
                 if not page:
@@ -332,27 +402,44 @@ class _ExtractBuilder:
         self.first_seen: dict[str, int] = {}
         self.with_status = False
 
-    def add(self, index: int, record: Any) -> None:
+    def add(self, index: int, record: Any, *, page: int = 0) -> None:
         try:
-            person, phones = _convert(record, index, self.id_credential)
+            converted = _convert(record, index, self.id_credential)
         except _Refused as exc:
             self.quarantined.append(
-                QuarantinedRow(QUARANTINE_FILE, index, str(exc), exc.person_id, _raw_of(record))
+                QuarantinedRow(
+                    QUARANTINE_FILE, index, str(exc), exc.person_id, _raw_of(record, page)
+                )
             )
             return
+        person, phones, bad_phones = converted
         first = self.first_seen.get(person.person_id)
         if first is not None:
             reason = (
                 f"duplicate {self.id_credential} {person.person_id!r} (first at record {first})"
             )
             self.quarantined.append(
-                QuarantinedRow(QUARANTINE_FILE, index, reason, person.person_id, _raw_of(record))
+                QuarantinedRow(
+                    QUARANTINE_FILE, index, reason, person.person_id, _raw_of(record, page)
+                )
             )
             return
         self.first_seen[person.person_id] = index
         self.with_status = self.with_status or "status" in person.fields
         self.people.append(person)
         self.phones.extend(phones)
+        # A bad phone is quarantined alone, as a bad phones.csv row is: the person and
+        # their other phones still apply.
+        for reason, item in bad_phones:
+            raw = {
+                "id": preview(str(record.get("id") or ""), 100),
+                "phone": preview(_canonical(item, ascii_only=True), RAW_PREVIEW_CHARS),
+            }
+            if page:
+                raw["page"] = str(page)
+            self.quarantined.append(
+                QuarantinedRow(QUARANTINE_FILE, index, reason, person.person_id, raw)
+            )
 
     def extract(self, source: str) -> Extract:
         return Extract(
@@ -385,15 +472,30 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _raw_of(record: Any) -> dict[str, str]:
-    """A quarantine record's ``raw``: its id and the record as compact JSON."""
+def _raw_of(record: Any, page: int = 0) -> dict[str, str]:
+    """A quarantine record's ``raw``: its id, its page and the record as compact JSON.
+
+    Every value is a preview (controls escaped, cut to size): the record may be in
+    quarantine precisely because it holds something no database stores.
+    """
     rid = record.get("id") if isinstance(record, dict) else None
-    return {"id": str(rid or ""), "record": _canonical(record)}
+    raw = {
+        "id": preview(str(rid or ""), 100),
+        "record": preview(_canonical(record, ascii_only=True), RAW_PREVIEW_CHARS),
+    }
+    if page:
+        raw["page"] = str(page)
+    return raw
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: Any, *, ascii_only: bool = False) -> str:
     """Stable JSON text: the same record always hashes the same."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only)
+
+
+def _show(value: Any) -> str:
+    """A value for a reason: quoted, controls escaped, short."""
+    return repr(preview(value, 80)) if isinstance(value, str) else preview(repr(value), 80)
 
 
 def _text(value: Any) -> str | None:
@@ -413,28 +515,51 @@ def _type_of(item: dict[str, Any], key: str) -> str:
     return ""
 
 
-def _convert(record: Any, index: int, id_credential: str) -> tuple[SourcePerson, list[SourcePhone]]:
-    """Map one Ethos person to a SourcePerson and its phones; raise _Refused if unusable."""
+def _check(label: str, value: str | None, field_name: str, person_id: str | None) -> None:
+    """Refuse the record if ``value`` (as handed over) breaks the rule of ``field_name``."""
+    if value is not None:
+        reason = problem(label, value, rule_for(field_name))
+        if reason is not None:
+            raise _Refused(reason, person_id)
+
+
+def _convert(
+    record: Any, index: int, id_credential: str
+) -> tuple[SourcePerson, list[SourcePhone], list[tuple[str, dict[str, Any]]]]:
+    """Map one Ethos person to a SourcePerson, its good phones and the bad ones (reason,
+    phone); raise _Refused if the person is unusable."""
     if not isinstance(record, dict):
         raise _Refused(f"not a JSON object ({type(record).__name__})")
     wanted = id_credential.lower()
-    person_id = next(
+    found = next(
         (
-            value
-            for cred in _dicts(record.get("credentials"))
+            (i, cred["value"], value)
+            for i, cred in enumerate(_dicts(record.get("credentials")))
             if str(cred.get("type") or "").lower() == wanted and (value := _text(cred.get("value")))
         ),
         None,
     )
-    if person_id is None:
-        raise _Refused(f"no {id_credential} credential (person {record.get('id')!r})")
+    if found is None:
+        raise _Refused(f"no {id_credential} credential (person {_show(record.get('id'))})")
+    position, raw_id, person_id = found
+    _check(f"credentials[{position}].value ({id_credential})", raw_id, "person_id", None)
+    # The whole record is hashed (and stored when quarantined): it must be valid Unicode.
+    canonical = _canonical(record)
+    if (bad := _SURROGATE.search(canonical)) is not None:
+        raise _Refused(
+            f"the record contains invalid Unicode (a lone surrogate, U+{ord(bad.group()):04X})",
+            person_id,
+        )
+    _check_all(record, "roles", ("role",), person_id)
+    _check_all(record, "names", ("firstName", "lastName", "preferredName"), person_id)
+    _check_all(record, "emails", ("address",), person_id)
     roles = {str(r.get("role") or "").lower() for r in _dicts(record.get("roles"))}
     if "student" in roles:
         role = "student"
     elif roles & STAFF_ROLES:
         role = "staff"
     else:
-        listed = ", ".join(sorted(r for r in roles if r)) or "none"
+        listed = ", ".join(preview(r, 40) for r in sorted(roles) if r) or "none"
         raise _Refused(f"no student or staff role (roles: {listed})", person_id)
     names = _dicts(record.get("names"))
     if not names:
@@ -469,13 +594,41 @@ def _convert(record: Any, index: int, id_credential: str) -> tuple[SourcePerson,
         "email": _pick_email(_dicts(record.get("emails"))),
     }
     if "status" in record:
-        status = normalise_status(str(record.get("status") or ""))
+        raw_status = str(record.get("status") or "")
+        _check("status", raw_status, "status", person_id)
+        status = normalise_status(raw_status)
         if status is None:
-            raise _Refused(f"unknown status {record.get('status')!r}", person_id)
+            raise _Refused(f"unknown status {_show(record.get('status'))}", person_id)
         fields["status"] = status
-    person = SourcePerson(index, person_id, role, fields, (_canonical(record),))
-    phones = [_phone(p, index, person_id) for p in _dicts(record.get("phones"))]
-    return person, phones
+    person = SourcePerson(index, person_id, role, fields, (canonical,))
+    phones: list[SourcePhone] = []
+    bad_phones: list[tuple[str, dict[str, Any]]] = []
+    for i, item in enumerate(_dicts(record.get("phones"))):
+        try:
+            phones.append(_phone(item, index, person_id, f"phones[{i}]"))
+        except _Refused as exc:
+            bad_phones.append((str(exc), item))
+    return person, phones, bad_phones
+
+
+#: The rule (by nudge field name) of each Ethos property checked in every item of a list.
+_PARTS = {
+    "role": "role",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "preferredName": "preferred_name",
+    "address": "email",
+}
+
+
+def _check_all(record: dict[str, Any], key: str, parts: tuple[str, ...], person_id: str) -> None:
+    """Check ``record[key][i][part]`` for every item and part that is a string: a bad value
+    in a name or email the mapping does not pick is still a bad record."""
+    for i, item in enumerate(_dicts(record.get(key))):
+        for part in parts:
+            value = item.get(part)
+            if isinstance(value, str):
+                _check(f"{key}[{i}].{part}", value, _PARTS[part], person_id)
 
 
 def _pick_email(emails: list[dict[str, Any]]) -> str | None:
@@ -489,11 +642,14 @@ def _pick_email(emails: list[dict[str, Any]]) -> str | None:
     return _text(ranked[0].get("address")) if ranked else None
 
 
-def _phone(item: dict[str, Any], index: int, person_id: str) -> SourcePhone:
-    number = str(item.get("number") or "")
+def _phone(item: dict[str, Any], index: int, person_id: str, at: str) -> SourcePhone:
+    """One phone of person ``person_id``; ``at`` locates it in the record for reasons."""
+    number = raw_number = str(item.get("number") or "")
+    _check(f"{at}.number", number, "number", person_id)
     country: str | None = None
     code = str(item.get("countryCallingCode") or "").strip().lstrip("+")
-    if code.isdigit():
+    # ASCII and short: int() refuses "²" and numbers of thousands of digits.
+    if code.isascii() and code.isdigit() and len(code) <= 3:
         region = phonenumbers.region_code_for_country_code(int(code))
         if region not in ("ZZ", "001"):
             country = region
@@ -501,9 +657,14 @@ def _phone(item: dict[str, Any], index: int, person_id: str) -> SourcePhone:
             # No single region (e.g. +800): keep the code in the number itself.
             number = f"+{code} {number}"
     extension = str(item.get("extension") or "").strip()
+    _check(f"{at}.extension", extension, "number", person_id)
     if extension:
         number = f"{number} x{extension}"
+    if len(number) != len(raw_number):
+        # The number handed over carries the extension (or a +code): that must fit too.
+        _check(f"{at}.number as handed over", number, "number", person_id)
     type_code = _type_of(item, "phoneType")
+    _check(f"{at}.type.phoneType", type_code, "phone_type", person_id)
     preference = str(item.get("preference") or "")
     return SourcePhone(
         line=index,
@@ -514,5 +675,5 @@ def _phone(item: dict[str, Any], index: int, person_id: str) -> SourcePhone:
         primary=preference == "primary",
         updated_at=None,
         # What the phone said, field by field (cheaper than JSON, and as stable).
-        raw=(person_id, type_code, str(item.get("number") or ""), code, extension, preference),
+        raw=(person_id, type_code, raw_number, code, extension, preference),
     )

@@ -13,6 +13,9 @@ from nudge.cli.common import (
     emit,
     fail,
     group,
+    institution_zone,
+    local_iso,
+    local_time,
     prefect_server_configured,
     session,
     settings,
@@ -68,9 +71,20 @@ def _when(text: str | None, as_json: bool) -> datetime | None:
             as_json=as_json,
             code=2,
         )
+    with session() as s:
+        zone = load_config(session=s).timezone
     if moment.tzinfo is None:
-        with session() as s:
-            moment = moment.replace(tzinfo=ZoneInfo(load_config(session=s).timezone))
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    from models.types import utcnow
+
+    now = utcnow()
+    if moment < now:
+        fail(
+            f"--at {text!r} is in the past ({local_time(moment, zone)}; it is now "
+            f"{local_time(now, zone)}): leave --at out to send now",
+            as_json=as_json,
+            code=2,
+        )
     return moment
 
 
@@ -201,9 +215,12 @@ def send(
         audience=_audience(tag, program, degree, risk_level, course, caseload, student),
     )
     if prefect_server_configured() and not dry_run:
-        from flows.send_campaign import send_campaign
+        from flows.send_campaign import CampaignRefused, send_campaign
 
-        data = send_campaign(campaign=request)
+        try:
+            data = send_campaign(Campaign=request)
+        except CampaignRefused as exc:
+            data = exc.result or {"refused_reason": str(exc)}
     else:
         from flows.send_campaign import run_campaign
 
@@ -292,39 +309,64 @@ def campaigns_list(
     limit: Annotated[int, typer.Option("--limit", help="How many.")] = 20,
     json_out: JsonOpt = False,
 ) -> None:
-    """The latest campaigns, newest first."""
-    from sqlmodel import col, select
-
-    from models.messaging import Campaign
+    """The latest campaigns, newest first: sender, when, status and why messages went the
+    way they did (times in the institution's time zone)."""
+    from models.campaign_views import recent_campaigns
 
     with session() as s:
-        rows = s.exec(select(Campaign).order_by(col(Campaign.id).desc()).limit(limit)).all()
+        zone = institution_zone(s)
         data = {
             "campaigns": [
                 {
-                    "id": c.id,
-                    "kind": c.kind,
-                    "status": c.status,
-                    "created_at": c.created_at,
-                    "send_at": c.send_at,
-                    "recipients": (c.counts or {}).get("recipients"),
-                    "template": c.template[:60],
+                    **_view_fields(v, zone),
+                    "recipients": v.counts["recipients"],
+                    "sms": v.counts["sms"],
+                    "email": v.counts["email"],
+                    "undeliverable": v.counts["undeliverable"],
+                    "by_reason": v.counts["by_reason"],
+                    "template": v.template[:60],
                 }
-                for c in rows
+                for v in recent_campaigns(session=s, limit=limit)
             ]
         }
-    emit(
-        data,
-        as_json=json_out,
-        human=lambda d: (
-            "\n".join(
-                f"#{c['id']:<5} {c['status']:<10} {c['kind']:<8} {c['recipients'] or 0:>6} "
-                f"recipients  {c['template']}"
-                for c in d["campaigns"]
-            )
-            or "no campaigns yet"
-        ),
-    )
+    emit(data, as_json=json_out, human=lambda d: _human_list(d, zone))
+
+
+def _view_fields(view: Any, zone: str) -> dict[str, Any]:
+    """Who sent a campaign and when, as ``campaigns list/show`` print them."""
+    return {
+        "id": view.id,
+        "kind": view.kind,
+        "status": view.status,
+        "sender": {"id": view.sender_sis_id, "name": view.sender_name},
+        "created_by": view.created_by,
+        "created_at": local_iso(view.created_at, zone),
+        "send_at": local_iso(view.send_at, zone),
+        "started_at": local_iso(view.started_at, zone),
+        "finished_at": local_iso(view.finished_at, zone),
+    }
+
+
+def _reasons(by_reason: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) or "-"
+
+
+def _human_list(d: dict[str, Any], zone: str) -> str:
+    lines = []
+    for c in d["campaigns"]:
+        when = (
+            f"send at {local_time(c['send_at'], zone)}"
+            if c["send_at"]
+            else f"created {local_time(c['created_at'], zone)}"
+        )
+        lines.append(
+            f"#{c['id']:<5} {c['status']:<10} {c['kind']:<8} from {c['sender']['name']} "
+            f"({c['sender']['id']}), {when}: {c['recipients']} recipients "
+            f"({c['sms']} SMS, {c['email']} email, {c['undeliverable']} undeliverable)\n"
+            f"       why: {_reasons(c['by_reason'])}\n"
+            f"       {c['template']}"
+        )
+    return "\n".join(lines) or "no campaigns yet"
 
 
 @campaigns_app.command("show")
@@ -332,42 +374,101 @@ def campaigns_show(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """A campaign's status and breakdown by channel, status and reason."""
+    """A campaign's sender, times, status and breakdown by channel, status and reason."""
     from flows.send_campaign import campaign_result
 
     try:
         data = campaign_result(settings(), campaign_id)
     except LookupError as exc:
         fail(str(exc), as_json=json_out)
-    emit(data, as_json=json_out, human=_human_show)
+    emit(_described(data), as_json=json_out, human=_human_show)
+
+
+def _described(data: dict[str, Any]) -> dict[str, Any]:
+    """``campaign_result``'s figures with who sent the campaign and when."""
+    from models.campaign_views import campaign_view
+
+    with session() as s:
+        zone = institution_zone(s)
+        view = campaign_view(session=s, campaign_id=int(data["campaign_id"]))
+    if view is not None:
+        fields = _view_fields(view, zone)
+        del fields["id"]
+        data.update(fields, template=view.template, zone=zone)
+    return data
 
 
 def _human_show(d: dict[str, Any]) -> str:
     reason = d.get("stop_reason") or d.get("refused_reason")
     lines = [f"campaign {d['campaign_id']}: {d['status']}" + (f" — {reason}" if reason else "")]
-    lines += [f"  {k:<24} {v}" for k, v in sorted(d["result"]["by_status"].items())]
-    lines.append("  why: " + ", ".join(f"{k} {v}" for k, v in d["result"]["by_reason"].items()))
+    if d.get("sender"):
+        zone = d["zone"]
+        lines.append(f"  from     {d['sender']['name']} ({d['sender']['id']})")
+        lines.append(
+            "  send at  "
+            + (local_time(d["send_at"], zone) if d["send_at"] else "at once")
+            + f" (created {local_time(d['created_at'], zone)}"
+            + (f" by {d['created_by']}" if d.get("created_by") else "")
+            + ")"
+        )
+        if d.get("started_at"):
+            lines.append(f"  started  {local_time(d['started_at'], zone)}")
+        if d.get("finished_at"):
+            lines.append(f"  finished {local_time(d['finished_at'], zone)}")
+        lines.append(f"  message  {d['template']}")
+    result = d["result"]
+    lines.append(
+        f"  recipients {result['recipients']}: {result['sms']} SMS, {result['email']} email, "
+        f"{result['undeliverable']} undeliverable; "
+        f"{result.get('opt_in_notices_sent', 0)} opt-in notices sent"
+    )
+    lines += [f"  {k:<24} {v}" for k, v in sorted(result["by_status"].items())]
+    lines.append("  why:")
+    lines += [f"    {k:<22} {v}" for k, v in sorted(result["by_reason"].items())] or ["    -"]
     lines += _pending_lines(d)
     return "\n".join(lines)
 
 
 @campaigns_app.command("cancel")
 def campaigns_cancel(
-    campaign_id: Annotated[int, typer.Argument(help="Campaign id (must still be scheduled).")],
+    campaign_id: Annotated[
+        int, typer.Argument(help="Campaign id (scheduled, sending or stopped).")
+    ],
     json_out: JsonOpt = False,
 ) -> None:
-    """Cancel a scheduled campaign before it starts."""
-    from tasks.campaigns import cancel_campaign
+    """Cancel a campaign that is scheduled, sending or stopped (a stuck one too).
+
+    Nothing more is sent: every message still waiting ends ``skipped`` (``cancelled``).
+    Texts already being handed to the provider cannot be recalled; they finish as usual.
+    """
+    from models.cancel import cancel_campaign
+    from models.types import utcnow
 
     try:
-        status = cancel_campaign(settings(), campaign_id)
+        with session() as s:
+            done = cancel_campaign(session=s, campaign_id=campaign_id, now=utcnow())
     except (LookupError, ValueError) as exc:
         fail(str(exc), as_json=json_out)
-    emit(
-        {"campaign_id": campaign_id, "status": status},
-        as_json=json_out,
-        human=lambda d: f"campaign {d['campaign_id']} {d['status']}",
-    )
+    emit(done.as_dict(), as_json=json_out, human=_human_cancel)
+
+
+def _human_cancel(d: dict[str, Any]) -> str:
+    lines = [
+        f"campaign {d['campaign_id']} cancelled (was {d['was']}): "
+        f"{d['skipped']} message(s) not sent"
+    ]
+    if d["in_flight"]:
+        lines.append(
+            f"  {d['in_flight']} message(s) were already being handed to the provider and "
+            "cannot be recalled: they finish as usual (see `nudge campaigns show "
+            f"{d['campaign_id']}`)"
+        )
+    if d["unknown_emails"]:
+        lines.append(
+            f"  {d['unknown_emails']} email(s) a crash left undecided stay so: "
+            "see `nudge outbox unknown`"
+        )
+    return "\n".join(lines)
 
 
 @campaigns_app.command("resume")
@@ -389,7 +490,7 @@ def campaigns_resume(
     except (LookupError, ValueError) as exc:
         fail(str(exc), as_json=json_out)
     work(settings(), campaign_id=campaign_id)
-    data = campaign_result(settings(), campaign_id)
+    data = _described(campaign_result(settings(), campaign_id))
     emit(data, as_json=json_out, human=_human_show)
     _exit_if_pending(data)
 
@@ -423,22 +524,17 @@ def prepare_resume(s: Any, campaign_id: int) -> None:
 @roles_app.command("list")
 def roles_list(json_out: JsonOpt = False) -> None:
     """Permitted roles, admin grants, dynamic roles, and staff holding a role from the SIS."""
-    from sqlmodel import select
-
     from models.campaigns import dynamic_roles
     from models.config import load_config
-    from models.people import Person
-    from models.roles import RoleGrant
+    from models.roles import grants, sis_roles
 
     with session() as s:
         config = load_config(session=s)
-        grants = s.exec(select(RoleGrant)).all()
-        staff = s.exec(select(Person).where(Person.role == "staff")).all()
         data = {
             "permitted_roles": config.permitted_roles,
-            "grants": [{"staff": g.staff_sis_id, "role": g.role} for g in grants],
+            "grants": [{"staff": g.staff_sis_id, "role": g.role} for g in grants(session=s)],
             "dynamic": {name: f.describe() for name, f in dynamic_roles(session=s).items()},
-            "from_sis": {p.sis_id: p.roles for p in staff if p.roles},
+            "from_sis": sis_roles(session=s),
         }
     emit(
         data,
@@ -458,26 +554,54 @@ def roles_list(json_out: JsonOpt = False) -> None:
 def roles_grant(
     staff: Annotated[str, typer.Argument(help="Staff SIS id.")],
     role: Annotated[str, typer.Argument(help="Role name, e.g. Texting.")],
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="The role is new: grant it although nobody holds it and it is not permitted.",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Grant a static role to a staff member (survives every sync)."""
-    from sqlmodel import select
+    """Grant a static role to a staff member (survives every sync).
 
+    A role nobody holds and no configuration names is refused as a likely typo, with the
+    closest known names; pass --create to start a new role.
+    """
+    from domain.roles import normalize_role
     from models.campaigns import staff_by_sis_id
-    from models.roles import RoleGrant
+    from models.config import load_config
+    from models.roles import grant_role, role_census
 
     with session() as s:
         if staff_by_sis_id(session=s, sis_id=staff) is None:
             fail(f"no staff member with SIS id {staff!r}", as_json=json_out)
-        exists = s.exec(
-            select(RoleGrant).where(RoleGrant.staff_sis_id == staff, RoleGrant.role == role)
-        ).first()
-        if exists is None:
-            s.add(RoleGrant(staff_sis_id=staff, role=role, granted_by="cli"))
+        permitted = load_config(session=s).permitted_roles
+        census = role_census(session=s)
+        for name in permitted:
+            census.add(name)
+        name = " ".join(role.split())
+        if not name:
+            fail("the role name is empty", as_json=json_out, code=2)
+        if census.known(name):
+            name = census.names[normalize_role(name)]  # the spelling already in use
+        elif not create:
+            near = census.closest(name)
+            hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
+            fail(
+                f"unknown role {name!r}{hint}: nobody holds it and permitted_roles does not "
+                f"name it; check the spelling, or pass --create to start a new role",
+                as_json=json_out,
+                code=2,
+                known=sorted(census.names.values(), key=str.casefold),
+            )
+        new = grant_role(session=s, staff_sis_id=staff, role=name, granted_by="cli")
+    may_text = normalize_role(name) in {normalize_role(r) for r in permitted}
+    note = "" if may_text else " (not a permitted role: its holders may not text yet)"
     emit(
-        {"staff": staff, "role": role, "granted": True},
+        {"staff": staff, "role": name, "granted": True, "new": new, "permitted": may_text},
         as_json=json_out,
-        human=lambda d: f"{staff} now holds {role}",
+        human=lambda d: f"{staff} {'now holds' if new else 'already held'} {name}{note}",
     )
 
 
@@ -488,17 +612,12 @@ def roles_revoke(
     json_out: JsonOpt = False,
 ) -> None:
     """Revoke a role an admin granted (roles from the SIS extract change in the SIS)."""
-    from sqlalchemy import delete
+    from models.roles import revoke_role
 
-    from models.roles import RoleGrant
-
-    table = RoleGrant.__table__  # type: ignore[attr-defined]
     with session() as s:
-        gone = s.execute(
-            delete(table).where(table.c.staff_sis_id == staff, table.c.role == role)
-        ).rowcount  # type: ignore[attr-defined]
+        gone = revoke_role(session=s, staff_sis_id=staff, role=role)
     emit(
-        {"staff": staff, "role": role, "revoked": bool(gone)},
+        {"staff": staff, "role": role, "revoked": gone},
         as_json=json_out,
         human=lambda d: f"revoked {role} from {staff}" if d["revoked"] else "no such grant",
     )
@@ -519,21 +638,16 @@ def roles_define(
 ) -> None:
     """Define (or redefine) a dynamic role: every staff member matching the filter holds it."""
     from pydantic import ValidationError
-    from sqlmodel import select
 
     from domain.roles import RoleFilter
-    from models.roles import DynamicRole
+    from models.roles import define_dynamic_role
 
     try:
         spec = RoleFilter(departments=department or [], title_contains=title_contains or [])
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"], as_json=json_out, code=2)
     with session() as s:
-        row = s.exec(select(DynamicRole).where(DynamicRole.name == name)).first()
-        if row is None:
-            row = DynamicRole(name=name)
-        row.filter = spec.model_dump(mode="json")
-        s.add(row)
+        define_dynamic_role(session=s, name=name, spec=spec)
     emit(
         {"role": name, "filter": spec.model_dump(mode="json")},
         as_json=json_out,
@@ -547,15 +661,12 @@ def roles_undefine(
     json_out: JsonOpt = False,
 ) -> None:
     """Remove a dynamic role."""
-    from sqlalchemy import delete
+    from models.roles import undefine_dynamic_role
 
-    from models.roles import DynamicRole
-
-    table = DynamicRole.__table__  # type: ignore[attr-defined]
     with session() as s:
-        gone = s.execute(delete(table).where(table.c.name == name)).rowcount  # type: ignore[attr-defined]
+        gone = undefine_dynamic_role(session=s, name=name)
     emit(
-        {"role": name, "removed": bool(gone)},
+        {"role": name, "removed": gone},
         as_json=json_out,
         human=lambda d: f"removed {name}" if d["removed"] else f"no dynamic role {name}",
     )

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -63,6 +64,46 @@ def session() -> Iterator[Session]:
             yield s
     finally:
         engine.dispose()
+
+
+def warn(message: str) -> None:
+    """A warning for the person at the terminal (stderr, so ``--json`` stays one object)."""
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def institution_zone(s: Session) -> str:
+    """The institution's time zone (``SmsConfig.timezone``): every time a person reads is
+    shown in it."""
+    from models.config import load_config
+
+    return load_config(session=s).timezone
+
+
+def _aware(moment: datetime | str) -> datetime:
+    from datetime import UTC
+
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    # Stored times are UTC; a naive one can only be a UTC value that lost its zone.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def local_time(moment: datetime | str | None, zone: str, *, empty: str = "-") -> str:
+    """``2026-11-27 14:05 EST``: a stored (UTC) time in the institution's zone, with the
+    zone's abbreviation, for human output."""
+    if moment is None or moment == "":
+        return empty
+    from zoneinfo import ZoneInfo
+
+    return _aware(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def local_iso(moment: datetime | str | None, zone: str) -> str | None:
+    """ISO 8601 with the offset, in the institution's zone (``--json`` output)."""
+    if moment is None or moment == "":
+        return None
+    from zoneinfo import ZoneInfo
+
+    return _aware(moment).astimezone(ZoneInfo(zone)).isoformat()
 
 
 def prefect_server_configured() -> bool:

@@ -19,6 +19,9 @@ from nudge.cli.common import (
     emit,
     fail,
     group,
+    institution_zone,
+    local_iso,
+    local_time,
     prefect_server_configured,
     session,
     settings,
@@ -180,14 +183,15 @@ def inbox_cmd(
                 fail(f"no staff member with SIS id {staff!r}", as_json=json_out)
             staff_pk = found.id
         rows = inbox(session=s, staff_person_id=staff_pk, unread_only=unread, limit=limit)
-    data = {
-        "conversations": [c.as_dict(masker=mask) for c in rows],
-        "unread": sum(c.unread for c in rows),
-    }
-    emit(data, as_json=json_out, human=_human_inbox)
+        zone = institution_zone(s)
+    conversations = [c.as_dict(masker=mask) for c in rows]
+    for c in conversations:  # in the institution's time zone, with the offset
+        c["last_reply_at"] = local_iso(c["last_reply_at"], zone)
+    data = {"conversations": conversations, "unread": sum(c.unread for c in rows)}
+    emit(data, as_json=json_out, human=lambda d: _human_inbox(d, zone))
 
 
-def _human_inbox(d: dict[str, Any]) -> str:
+def _human_inbox(d: dict[str, Any], zone: str) -> str:
     if not d["conversations"]:
         return "no conversations"
     lines = []
@@ -199,7 +203,7 @@ def _human_inbox(d: dict[str, Any]) -> str:
         text = text if len(text) <= 70 else text[:67] + "..."
         lines.append(
             f"{who} -> {staff}: {c['unread']} unread of {c['replies']}, "
-            f"last {c['last_reply_at'][:16]}{flag}\n    {text}"
+            f"last {local_time(c['last_reply_at'], zone)}{flag}\n    {text}"
         )
     return "\n".join(lines)
 
@@ -256,6 +260,7 @@ def consent_show(
         target = _target(s, number_or_id, as_json=json_out)
         current = current_consents(session=s, numbers=target.numbers)
         events = consent_trail(session=s, numbers=target.numbers)
+        zone = institution_zone(s)
         data = {
             "person": {"id": target.person_sis_id, "name": target.person_name}
             if target.person_sis_id
@@ -267,13 +272,13 @@ def consent_show(
                     "scope": scope(c.sender_e164),
                     "status": c.status,
                     "source": c.source,
-                    "updated_at": c.updated_at.isoformat(),
+                    "updated_at": local_iso(c.updated_at, zone),
                 }
                 for c in current
             ],
             "events": [
                 {
-                    "at": e.at.isoformat(),
+                    "at": local_iso(e.at, zone),
                     "number": show(e.e164),
                     "scope": scope(e.sender_e164),
                     "status": e.status,
@@ -285,10 +290,10 @@ def consent_show(
                 for e in events
             ],
         }
-    emit(data, as_json=json_out, human=_human_consent)
+    emit(data, as_json=json_out, human=lambda d: _human_consent(d, zone))
 
 
-def _human_consent(d: dict[str, Any]) -> str:
+def _human_consent(d: dict[str, Any], zone: str) -> str:
     who = f"{d['person']['name']} ({d['person']['id']})" if d["person"] else "unknown person"
     lines = [f"{who}: {', '.join(d['numbers'])}", "current:"]
     lines += [
@@ -298,7 +303,7 @@ def _human_consent(d: dict[str, Any]) -> str:
     for e in d["events"]:
         extra = f" [reply {e['inbound_sid']}]" if e["inbound_sid"] else ""
         lines.append(
-            f"  {e['at'][:19]} {e['number']} {e['scope']}: {e['status']} "
+            f"  {local_time(e['at'], zone)} {e['number']} {e['scope']}: {e['status']} "
             f"by {e['source']} ({e['actor'] or '-'}): {e['reason'] or ''}{extra}"
         )
     return "\n".join(lines)

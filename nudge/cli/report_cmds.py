@@ -15,8 +15,8 @@ def report(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder to write the report into. Default: a new timestamped folder under "
-            "NUDGE_REPORT_DIR.",
+            help="Folder to write the report into (absolute, or relative to the current "
+            "folder). Default: a new timestamped folder under NUDGE_REPORT_DIR.",
         ),
     ] = None,
     engine: Annotated[
@@ -32,15 +32,19 @@ def report(
     """Check students' contact data: who cannot be texted, why, who should fix it, trend."""
     conf = settings()
     use_engine = prefect_server_configured() if engine is None else engine
+    from tasks.quality import absolute_path  # the report command needs Prefect anyway
+
+    # Relative to where the command was typed, whoever runs the steps (GX needs absolute).
+    folder = str(absolute_path(out)) if out is not None else None
     try:
         if use_engine:
             from flows.data_quality import data_quality
 
-            result = data_quality(out_dir=str(out) if out is not None else None)
+            result = data_quality(out_dir=folder)
         else:
             from flows.data_quality import run_report
 
-            result = run_report(conf, out_dir=out)
+            result = run_report(conf, out_dir=folder)
     except OSError as exc:
         fail(f"could not write the report: {exc}", as_json=json_out)
     emit(result, as_json=json_out, human=_human_report)
@@ -68,7 +72,12 @@ def _human_report(d: dict[str, Any]) -> str:
     for item in d.get("expectations", []):
         if not item["success"]:
             lines.append(f"    ✗ {item['title']}: {item['observed']}")
-    lines.append(f"  summary: {d['files'].get('summary')}")
+    files = d.get("files") or {}
+    if files.get("html"):
+        lines.append(f"  report page (opens offline): {files['html']}")
+    lines.append(f"  summary: {files.get('summary')}")
+    if files.get("data_docs"):
+        lines.append(f"  details (Great Expectations Data Docs): {files['data_docs']}")
     if d.get("alert"):
         sent = d.get("alert_emails_sent", 0)
         lines.append(

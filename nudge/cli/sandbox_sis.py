@@ -119,14 +119,13 @@ def ethos(
     ] = None,
 ) -> None:
     """Serve an Ethos-style persons API (JWT auth, paging, injected faults) until Ctrl-C."""
-    from adapters.sis.base import SourceError
     from nudge.cli.common import settings
     from sandbox.ethos import DEFAULT_API_KEY, EthosSandbox, EthosSandboxConfig, serve
-    from sandbox.ethos.convert import persons_from_folder
+    from sandbox.ethos.convert import ExtractError, persons_from_folder
 
     try:
         persons = persons_from_folder(source_dir, encoding=encoding)
-    except SourceError as exc:
+    except (ExtractError, OSError) as exc:
         fail(str(exc), as_json=False)
     if api_key is None:
         configured = settings().ethos_api_key

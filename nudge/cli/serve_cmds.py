@@ -1,9 +1,16 @@
-"""Running nudge for real: ``nudge serve`` (one small server) and ``nudge work`` (a worker)."""
+"""Running nudge for real: ``nudge serve`` (one small server) and ``nudge work`` (a worker).
+
+``nudge serve`` talks to exactly one Prefect server: the configured one (``PREFECT_API_URL``,
+from the environment or the active Prefect profile), or the one it starts itself. Prefect
+reads its settings once, when it is first imported, so pointing this process at the server it
+started takes more than setting the environment variable (see :func:`_use_api`).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,13 +18,29 @@ from typing import Annotated, Any
 
 import typer
 
-from nudge.cli.common import JSON_HELP, emit, settings
+from nudge.cli.common import JSON_HELP, emit, fail, settings
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _prefect_server(port: int) -> subprocess.Popen[bytes]:
     """Start ``prefect server start`` as a child process and wait until it answers."""
     import httpx
 
+    # A server already on the port would answer our health checks while our child dies:
+    # this process would then quietly use somebody else's server.
+    if _port_taken(port):
+        raise RuntimeError(
+            f"port {port} is in use: pick another with --port, or, if a Prefect server listens "
+            f"there, use it: PREFECT_API_URL=http://127.0.0.1:{port}/api nudge serve"
+        )
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
@@ -44,12 +67,53 @@ def _prefect_server(port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    child.terminate()
+    _stop(child)
     raise RuntimeError("the Prefect server did not answer within 90 s")
 
 
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _use_api(url: str) -> None:
+    """Make every Prefect call of this process, and of the flow runs it starts, use ``url``.
+
+    Prefect builds its settings when ``prefect`` is first imported and caches them: setting
+    ``PREFECT_API_URL`` in ``os.environ`` afterwards is not seen, and with no API URL Prefect
+    starts a temporary server of its own (two servers: the runs and the deployment triggers
+    then live on different ones). So: set the environment (the flow-run subprocesses inherit
+    it), rebuild Prefect's root settings from it, and check. Temporary servers are disabled
+    outright, so any Prefect call that still finds no API URL fails loudly instead.
+    """
+    os.environ["PREFECT_API_URL"] = url
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
+
+    refresh_global_settings_context()
+    current = get_current_settings()
+    if (current.api.url or "").rstrip("/") != url.rstrip("/") or current.server.ephemeral.enabled:
+        raise RuntimeError(f"Prefect did not take PREFECT_API_URL={url}")
+
+
+def _configured_api_url() -> str | None:
+    """``PREFECT_API_URL`` from the environment or the active Prefect profile, if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
+
+
 def deployments(timezone: str) -> list[Any]:
-    """Every deployment of nudge with its schedule, for ``serve`` (prefect.yaml has the same)."""
+    """Every deployment of nudge with its schedule, for ``serve`` (prefect.yaml has the same).
+
+    The names are those of prefect.yaml on purpose: one server runs nudge one way, served or
+    on the work pool (see :func:`deploy_conflicts`).
+    """
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron, Interval
 
@@ -59,9 +123,12 @@ def deployments(timezone: str) -> list[Any]:
     from flows.send_campaign import campaign_worker, send_campaign
     from flows.sis_sync import sis_sync
 
+    # Served deployments get their triggers like any other: ``serve`` creates the automation
+    # on the server, owned by the served data-quality deployment.
     after_sync = DeploymentEventTrigger(
         name="after sis-sync",
         expect={"prefect.flow-run.Completed"},
+        match={"prefect.resource.id": "prefect.flow-run.*"},
         match_related={"prefect.resource.role": "flow", "prefect.resource.name": "sis-sync"},
     )
     return [
@@ -76,6 +143,63 @@ def deployments(timezone: str) -> list[Any]:
         dispatch_due.to_deployment(name="dispatch-due", schedule=Interval(300)),
         poll_replies.to_deployment(name="poll-replies", schedule=Interval(60)),
     ]
+
+
+def deploy_conflicts(served: list[Any]) -> dict[str, list[str]]:
+    """Those of ``served`` that the server already holds, not as served deployments
+    (``prefect deploy``'s: on a work pool, code found by pull steps): ``flow/deployment`` name
+    -> ids of the automations made for it (its triggers).
+
+    Serving on top of one would not make a second deployment: Prefect updates the existing
+    one in place, drops its pull steps and keeps its empty ``path``, and every run of it then
+    crashes (``FileNotFoundError: .../None``: the runner looks for the code in storage at
+    ``None``). Giving the served deployments other names instead would leave two sets of
+    schedules and triggers on one server: two nightly syncs, and prefect.yaml's data-quality
+    trigger firing on the served sync as well. So serve refuses (:func:`serve`).
+    """
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    found: dict[str, list[str]] = {}
+    with get_client(sync_client=True) as client:
+        for deployment in served:
+            name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            # What serve itself registers: no work pool, and the folder it runs from.
+            if existing.work_pool_name or existing.pull_steps or not existing.path:
+                # Deleting a deployment leaves its trigger's automation behind, which would
+                # then fail on every sync trying to run a deployment that is gone.
+                automations = client.read_resource_related_automations(
+                    f"prefect.deployment.{existing.id}"
+                )
+                found[name] = [str(automation.id) for automation in automations]
+    return found
+
+
+def _refusal(conflicts: dict[str, list[str]], api_url: str, *, own_port: int | None) -> str:
+    commands = [f"  prefect deployment delete {name}" for name in conflicts] + [
+        f"  prefect automation delete --id {automation}   # trigger of {name}"
+        for name, automations in conflicts.items()
+        for automation in automations
+    ]
+    where = (
+        # Our own server stops with us: the user has to start it to delete anything.
+        "they live in the database of the server nudge serve starts; run it "
+        f"(prefect server start --port {own_port}) and, with PREFECT_API_URL={api_url}, "
+        "delete them:"
+        if own_port is not None
+        else f"with PREFECT_API_URL={api_url}, delete them:"
+    )
+    return (
+        f"the Prefect server at {api_url} already has nudge's work-pool deployments "
+        f"(`prefect deploy`): {', '.join(conflicts)}. Serving them too would take them over "
+        "and crash their runs, so nudge serve refuses: one server runs nudge one way. Keep "
+        'them and start workers (README, "Deployments on a work pool"), serve against another '
+        f"Prefect server, or, to serve on this one, {where}\n" + "\n".join(commands)
+    )
 
 
 def serve(
@@ -96,42 +220,61 @@ def serve(
 ) -> None:
     """Serve every deployment with its schedules from this one process (a small server).
 
-    Uses the Prefect server at PREFECT_API_URL, or starts one (UI at http://127.0.0.1:PORT).
-    Schedules keep running after Ctrl-C is pressed elsewhere: they are not paused on exit.
+    Uses the Prefect server at PREFECT_API_URL, or starts one (UI at http://127.0.0.1:PORT);
+    never a second, temporary one. Refuses a server that already holds the `prefect deploy`
+    deployments of the same names (it says which to delete). Schedules keep running after
+    Ctrl-C is pressed elsewhere: they are not paused on exit.
     """
-    from prefect import serve as prefect_serve
+    import httpx
 
     from models.config import load_config
     from nudge.cli.common import session
-    from nudge.settings import SANDBOX_ACCOUNT_SID
+    from nudge.settings import SANDBOX_ACCOUNT_SID, get_settings
 
     conf = settings()
     child = None
     emulator = None
-    use_sandbox = sandbox
-    if use_sandbox is None:
-        use_sandbox = conf.twilio_account_sid == SANDBOX_ACCOUNT_SID and not conf.twilio_base_url
-    if use_sandbox:
-        from sandbox.twilio import EmulatorConfig, EmulatorServer
-
-        emulator = EmulatorServer(EmulatorConfig(), state_path=None).start()
-        os.environ["NUDGE_TWILIO_BASE_URL"] = emulator.base_url
-        typer.echo(f"Twilio sandbox emulator at {emulator.base_url}")
-    if not os.environ.get("PREFECT_API_URL"):
-        child = _prefect_server(port)
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        typer.echo(f"Prefect UI at http://127.0.0.1:{port}")
-    from nudge.settings import get_settings
-
-    get_settings.cache_clear()  # pick up the emulator URL set above
     try:
+        api_url = _configured_api_url()
+        if not api_url:
+            try:
+                child = _prefect_server(port)
+            except RuntimeError as exc:
+                fail(str(exc), as_json=False)
+            api_url = f"http://127.0.0.1:{port}/api"
+            typer.echo(f"Prefect UI at http://127.0.0.1:{port}")
+        _use_api(api_url)
+        typer.echo(f"Prefect server: {api_url}")
+
+        use_sandbox = sandbox
+        if use_sandbox is None:
+            use_sandbox = (
+                conf.twilio_account_sid == SANDBOX_ACCOUNT_SID and not conf.twilio_base_url
+            )
+        if use_sandbox:
+            from sandbox.twilio import EmulatorConfig, EmulatorServer
+
+            emulator = EmulatorServer(EmulatorConfig(), state_path=None).start()
+            os.environ["NUDGE_TWILIO_BASE_URL"] = emulator.base_url
+            typer.echo(f"Twilio sandbox emulator at {emulator.base_url}")
+        get_settings.cache_clear()  # pick up the emulator URL set above
+
         with session() as s:
             timezone = load_config(session=s).timezone
-        prefect_serve(*deployments(timezone), pause_on_shutdown=False)
+        served = deployments(timezone)
+        try:
+            conflicts = deploy_conflicts(served)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach the Prefect server at {api_url}: {exc}", as_json=False)
+        if conflicts:
+            fail(_refusal(conflicts, api_url, own_port=port if child else None), as_json=False)
+
+        from prefect import serve as prefect_serve
+
+        prefect_serve(*served, pause_on_shutdown=False)
     finally:
         if child is not None:
-            child.terminate()
-            child.wait(timeout=30)
+            _stop(child)
         if emulator is not None:
             emulator.stop()
 

@@ -1,7 +1,8 @@
 """A sandbox Ethos-style SIS API: ``persons`` with JWT auth, paging and injected faults.
 
-``app`` holds the ASGI app and its knobs, ``convert`` turns a CSV extract into Ethos
-records, ``server`` runs it on loopback (``run_ethos_sandbox``) or in the foreground.
+``app`` holds the ASGI app and its knobs, ``convert`` reads a CSV extract (with its own
+reader, not the ``csv:`` source under test) and turns it into Ethos records, ``server``
+runs it on loopback (``run_ethos_sandbox``) or in the foreground.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from sandbox.ethos.app import DEFAULT_API_KEY, EthosSandbox, EthosSandboxConfig, create_app
 from sandbox.ethos.convert import (
     CODE_TO_PHONE_TYPE,
+    ExtractError,
     person_guid,
     person_to_ethos,
     persons_from_extract,
@@ -21,6 +23,7 @@ __all__ = [
     "DEFAULT_API_KEY",
     "EthosSandbox",
     "EthosSandboxConfig",
+    "ExtractError",
     "build_sandbox",
     "create_app",
     "person_guid",

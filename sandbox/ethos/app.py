@@ -201,7 +201,7 @@ class EthosSandbox:
         page = self.persons[offset : offset + limit]
         self.stats["pages_served"] += 1
         return Response(
-            json.dumps(page, separators=(",", ":"), ensure_ascii=False),
+            _json(page),
             media_type=MEDIA_TYPE,
             headers={
                 "x-total-count": str(len(self.persons)),
@@ -219,6 +219,16 @@ class EthosSandbox:
             if person.get("id") == guid:
                 return JSONResponse(person, media_type=MEDIA_TYPE)
         return _error(404, "NotFound", f"no person with id {guid}")
+
+
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON; escaped ASCII when the data holds text UTF-8 cannot carry (a lone
+    surrogate: valid JSON as ``\\udXXX``, and something a real SIS may send)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _bearer(request: Request) -> str | None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from adapters.sis import open_source
 from adapters.sis.base import PERSON_FIELDS, SourceError, SourceFormatError
-from adapters.sis.csv_source import CsvSource
-from adapters.sis.ethos_source import EthosSource
+from adapters.sis.csv_source import FIELD_HARD_CAP, CsvSource
+from adapters.sis.ethos_source import EthosSource, RetryPolicy
 from nudge.settings import Settings
 
 PEOPLE_HEADER = (
@@ -126,22 +125,43 @@ def test_a_utf8_bom_is_not_part_of_the_header(tmp_path: Path) -> None:
     assert len(extract.phones) == 1
 
 
-def test_a_file_that_is_not_utf8_is_refused_with_its_position(tmp_path: Path) -> None:
+def test_a_row_that_is_not_utf8_is_quarantined_naming_the_field_and_byte(tmp_path: Path) -> None:
     folder = write(
         tmp_path,
         ["A001,student,Ana,Ruiz,Active", "A002,student,José,Núñez,Active"],
-        ["A001,CELL,2123491234"],
+        ["A001,CELL,2123491234", "A002,CELL,2123491235"],
         people_header="person_id,role,first_name,last_name,status",
+        phones_header="person_id,phone_type,number",
+        encoding="cp1252",
+    )
+    extract = CsvSource(folder).read()
+    assert [p.person_id for p in extract.people] == ["A001"]
+    assert [p.person_id for p in extract.phones] == ["A001"]
+    bad, phone = extract.quarantined
+    assert (bad.file, bad.line, bad.person_id) == ("people.csv", 3, "A002")
+    assert bad.reason == (
+        "first_name contains a byte that could not be decoded (0xe9); "
+        "pass --encoding (for example --encoding cp1252) if the file is not UTF-8"
+    )
+    assert bad.raw["first_name"] == "Jos\\xe9"  # storable: the byte, shown as text
+    assert (phone.file, phone.line) == ("phones.csv", 3)
+
+
+def test_a_header_that_is_not_utf8_refuses_the_file_with_its_position(tmp_path: Path) -> None:
+    folder = write(
+        tmp_path,
+        ["A001,student,Ana,Ruiz,Active"],
+        ["A001,CELL,2123491234"],
+        people_header="person_id,role,first_name,last_name,status,año",
         phones_header="person_id,phone_type,number",
         encoding="cp1252",
     )
     with pytest.raises(SourceFormatError) as caught:
         CsvSource(folder).read()
     message = str(caught.value)
-    offset = (folder / "people.csv").read_bytes().index(b"\xe9")
-    assert "people.csv" in message
-    assert f"offset {offset}" in message
-    assert "line 3" in message
+    offset = (folder / "people.csv").read_bytes().index(b"\xf1")
+    assert message.startswith("people.csv: not valid UTF-8: byte 0xf1")
+    assert f"offset {offset} (line 1, column {offset + 1})" in message
     assert "--encoding" in message
 
 
@@ -289,13 +309,21 @@ def test_phones_of_a_quarantined_person_say_why(tmp_path: Path) -> None:
 def test_a_quoted_newline_keeps_later_line_numbers_right(tmp_path: Path) -> None:
     folder = write(
         tmp_path,
-        ['E001,staff,Sam,Lee,active,"Director,\r\nAdvising"', "E002,staff,Kim,Ng,bogus,x"],
+        [
+            'E001,staff,Sam,Lee,active,"Director,\r\nAdvising"',
+            "E002,staff,Kim,Ng,bogus,x",
+            "E003,staff,Jo,Ek,active,Dean",
+        ],
         [],
         people_header="person_id,role,first_name,last_name,status,title",
     )
     extract = CsvSource(folder).read()
-    assert extract.people[0].fields["title"] == "Director,\r\nAdvising"
-    assert [(q.line, q.reason) for q in extract.quarantined] == [(4, "unknown status 'bogus'")]
+    # A title is one line: the row is quarantined from the line it starts on.
+    assert [(q.line, q.reason) for q in extract.quarantined] == [
+        (2, "title contains a line break (CR); the row runs from line 2 to line 3"),
+        (4, "unknown status 'bogus'"),
+    ]
+    assert [(p.line, p.person_id) for p in extract.people] == [(5, "E003")]
 
 
 @pytest.mark.parametrize(
@@ -407,13 +435,169 @@ def test_open_source_refuses_bad_specs(
         open_source(spec, settings=settings, encoding=encoding)
 
 
-def test_open_source_ethos_reads_optional_settings_fields() -> None:
-    # Fields the lead may add to Settings (NUDGE_ETHOS_PAGE_SIZE, ...); explicit knobs win.
-    settings = SimpleNamespace(
-        ethos_api_key="k3y", ethos_page_size=7, ethos_id_credential="elevateId",
-        ethos_timeout_s=None, ethos_max_attempts=2,
+def test_open_source_ethos_is_configured_by_settings_and_knobs_win() -> None:
+    settings = Settings(
+        _env_file=None, ethos_api_key="k3y", ethos_page_size=7, ethos_id_credential="elevateId",
+        ethos_max_attempts=2,
     )  # fmt: skip
-    source = open_source("ethos:https://sis.example.edu", settings=settings, timeout_s=3.0)  # type: ignore[arg-type]
+    source = open_source("ethos:https://sis.example.edu", settings=settings, timeout_s=3.0)
     assert isinstance(source, EthosSource)
     assert (source.page_size, source.id_credential, source.timeout_s) == (7, "elevateId", 3.0)
     assert source.retry.max_attempts == 2
+
+
+def test_open_source_ethos_defaults_are_todays_behaviour() -> None:
+    source = open_source(
+        "ethos:https://sis.example.edu", settings=Settings(_env_file=None, ethos_api_key="k")
+    )
+    assert isinstance(source, EthosSource)
+    assert (source.page_size, source.id_credential, source.timeout_s) == (500, "bannerId", 30.0)
+    assert source.retry == RetryPolicy()
+
+
+# --- field values: every cell of every row (domain/fields.py) -----------------------------------
+
+GOOD_PEOPLE = ["A001,student,Ana,Ruiz,active", "E001,staff,Sam,Lee,active"]
+GOOD_PHONES = ["A001,CELL,2123491234", "E001,WORK,2123491000"]
+BIG = 200 * 1024  # a 200 KiB field: over the csv module's default limit of 128 KiB
+
+# (file, the bad row as CSV text, the reason, the person id the quarantine keeps)
+FIELD_CASES = [
+    pytest.param("people.csv", "A009,student,Bo\x00,Li,active",
+                 "first_name contains a control character (NUL)", "A009", id="nul-in-a-name"),
+    pytest.param("people.csv", 'A009,student,"Bo\rLi",Li,active',
+                 "first_name contains a line break (CR); the row runs from line 3 to line 4",
+                 "A009", id="cr-in-a-name"),
+    pytest.param("people.csv", 'A009,student,"Bo\nLi",Li,active',
+                 "first_name contains a line break (LF); the row runs from line 3 to line 4",
+                 "A009", id="lf-in-a-name"),
+    pytest.param("people.csv", "A009,student,Bo\x07,Li,active",
+                 "first_name contains a control character (BEL)", "A009", id="bel-in-a-name"),
+    pytest.param("people.csv", "A009,student,Bo,Li\x1b[2J,active",
+                 "last_name contains a control character (ESC)", "A009", id="esc-in-a-name"),
+    pytest.param("people.csv", "A009,student,Bo\x7f,Li,active",
+                 "first_name contains a control character (DEL)", "A009", id="del-in-a-name"),
+    pytest.param("people.csv", "A009,student,Bo\x85,Li,active",
+                 "first_name contains a control character (U+0085)", "A009", id="c1-in-a-name"),
+    pytest.param("people.csv", "A009,student,Bo\u2028Li,Li,active",
+                 "first_name contains a line break (U+2028 LINE SEPARATOR)", "A009",
+                 id="unicode-line-separator"),
+    pytest.param("people.csv", "A0\t09,student,Bo,Li,active", "person_id contains a tab", None,
+                 id="tab-in-an-id"),
+    pytest.param("people.csv", "A\x0009,student,Bo,Li,active",
+                 "person_id contains a control character (NUL)", None, id="nul-in-the-id"),
+    pytest.param("people.csv", f"A009,student,{'x' * BIG},Li,active",
+                 f"first_name is {BIG:,} characters, more than 200", "A009", id="200KiB-name"),
+    pytest.param("people.csv", f"A009,student,{'x' * 201},Li,active",
+                 "first_name is 201 characters, more than 200", "A009", id="name-just-too-long"),
+    pytest.param("people.csv", f"{'9' * 65},student,Bo,Li,active",
+                 "person_id is 65 characters, more than 64", None, id="id-too-long"),
+    pytest.param("people.csv", f"A009,student,Bo,Li,{'x' * 65}",
+                 "status is 65 characters, more than 64", "A009", id="long-status-never-echoed"),
+    pytest.param("phones.csv", "A001,PR,212\x00349",
+                 "number contains a control character (NUL)", "A001", id="nul-in-a-number"),
+    pytest.param("phones.csv", f"A001,{'ß' * 20},2123491234",
+                 "phone_type is 40 characters, more than 32", "A001",
+                 id="type-code-too-long-once-upper-cased"),
+    pytest.param("phones.csv", f"A001,PR,{'1' * BIG}",
+                 f"number is {BIG:,} characters, more than 200", "A001", id="200KiB-number"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "bad_row", "reason", "person_id"), FIELD_CASES)
+def test_a_bad_field_quarantines_its_row_and_the_rest_read(
+    tmp_path: Path, file: str, bad_row: str, reason: str, person_id: str | None
+) -> None:
+    people, phones = list(GOOD_PEOPLE), list(GOOD_PHONES)
+    (people if file == "people.csv" else phones).insert(1, bad_row)
+    folder = write(
+        tmp_path, people, phones, people_header="person_id,role,first_name,last_name,status",
+        phones_header="person_id,phone_type,number",
+    )  # fmt: skip
+
+    extract = CsvSource(folder).read()
+
+    [row] = extract.quarantined
+    assert (row.file, row.line, row.reason, row.person_id) == (file, 3, reason, person_id)
+    assert [p.person_id for p in extract.people] == ["A001", "E001"]
+    assert [p.person_id for p in extract.phones] == ["A001", "E001"]
+    # What the row said is kept in a form every database stores, and bounded.
+    for value in row.raw.values():
+        assert value.isprintable() and len(value) < 600
+
+
+@pytest.mark.parametrize(
+    ("header", "row"),
+    [
+        pytest.param("person_id,role,first_name,last_name,status,title", "A009,student,Bo,Li,active,Dean\tof\tArts", id="tab-in-a-title"),
+        pytest.param("person_id,role,first_name,last_name,status", "A009,student,Zoë\u00a0Ann,Li,active", id="nbsp-in-a-name"),
+        pytest.param("person_id,role,first_name,last_name,status", "A009,student,Bo,Li😀,active", id="emoji"),
+        pytest.param("person_id,role,first_name,last_name,status", f"A009,student,{'x' * 200},Li,active", id="name-at-the-maximum"),
+        pytest.param("person_id,role,first_name,last_name,status", f"A009,student,  {'x' * 200}  ,Li,active", id="padding-does-not-count"),
+        pytest.param("person_id,role,first_name,last_name,status,notes", 'A009,student,Bo,Li,active,"line one\r\nline two"', id="line-break-in-a-column-nudge-does-not-read"),
+    ],
+)  # fmt: skip
+def test_acceptable_odd_values_are_read(tmp_path: Path, header: str, row: str) -> None:
+    extract = CsvSource(write(tmp_path, [row], [], people_header=header)).read()
+    assert extract.quarantined == []
+    assert [p.person_id for p in extract.people] == ["A009"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        pytest.param("x" * 4_001, "tags is 4,001 characters, more than 4,000", id="list-too-long"),
+        pytest.param("a;" + "x" * 201, "tags has an item of 201 characters, more than 200", id="item-too-long"),
+        pytest.param('"a;b\nc"', "tags contains a line break (LF); the row runs from line 2 to line 3", id="line-break-in-a-list"),
+    ],
+)  # fmt: skip
+def test_list_fields(tmp_path: Path, cell: str, reason: str) -> None:
+    folder = write(tmp_path, [f"A009,student,Bo,Li,active,{cell}"], [],
+                   people_header="person_id,role,first_name,last_name,status,tags")  # fmt: skip
+    [row] = CsvSource(folder).read().quarantined
+    assert row.reason == reason
+
+
+def test_an_unread_column_is_bounded_too(tmp_path: Path) -> None:
+    folder = write(tmp_path, [f"A009,student,Bo,Li,active,{'x' * 10_001}"], [],
+                   people_header="person_id,role,first_name,last_name,status,notes")  # fmt: skip
+    [row] = CsvSource(folder).read().quarantined
+    assert row.reason == "notes is 10,001 characters, more than 10,000"
+
+
+def test_a_field_over_the_hard_cap_refuses_the_file(tmp_path: Path) -> None:
+    huge = "x" * (FIELD_HARD_CAP + 1)
+    folder = write(tmp_path, [*GOOD_PEOPLE, f"A009,student,{huge},Li,active"], [],
+                   people_header="person_id,role,first_name,last_name,status")  # fmt: skip
+    with pytest.raises(
+        SourceFormatError, match=r"people.csv: line 4: a field is longer than 1,048,576"
+    ):
+        CsvSource(folder).read()
+
+
+def test_a_field_at_the_hard_cap_is_only_quarantined(tmp_path: Path) -> None:
+    folder = write(tmp_path, [f"A009,student,{'x' * FIELD_HARD_CAP},Li,active"], [],
+                   people_header="person_id,role,first_name,last_name,status")  # fmt: skip
+    [row] = CsvSource(folder).read().quarantined
+    assert row.reason == "first_name is 1,048,576 characters, more than 200"
+
+
+def test_an_unbalanced_quote_is_quarantined_saying_how_far_it_ran(tmp_path: Path) -> None:
+    folder = write(tmp_path, ['A001,student,"Ana,Ruiz,active', "E001,staff,Sam,Lee,active"], [],
+                   people_header="person_id,role,first_name,last_name,status")  # fmt: skip
+    [row] = CsvSource(folder).read().quarantined
+    assert row.line == 2
+    assert row.reason == "expected 5 fields, found 3; the row runs from line 2 to line 3"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        pytest.param("person_id,role,first_name,last_name,status,no\x00te", "column 6 of the header contains a control character (NUL)", id="nul-in-the-header"),
+        pytest.param(f"person_id,role,first_name,last_name,status,{'x' * 201}", "column 6 of the header is 201 characters, more than 200", id="header-cell-too-long"),
+    ],
+)  # fmt: skip
+def test_a_bad_header_refuses_the_file(tmp_path: Path, header: str, message: str) -> None:
+    folder = write(tmp_path, [], [], people_header=header)
+    with pytest.raises(SourceFormatError, match=re.escape(f"people.csv: {message}")):
+        CsvSource(folder).read()

@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.sis.base import SourceError, SourceFormatError, SourceUnavailable
-from adapters.sis.ethos_source import EthosSource, RetryPolicy
+from adapters.sis.ethos_source import EthosConfig, EthosSource, RetryPolicy
 from sandbox.ethos import EthosSandbox, EthosSandboxConfig, run_ethos_sandbox
 
 KEY = "test-api-key"
@@ -452,3 +453,159 @@ def test_requests_carry_the_jwt_and_the_ethos_media_type() -> None:
     assert persons.headers["authorization"] == "Bearer the-jwt"
     assert persons.headers["accept"] == "application/vnd.hedtech.integration.v12+json"
     assert dict(persons.url.params) == {"offset": "0", "limit": "250"}
+
+
+# --- field values (domain/fields.py): the same rule as CSV cells -------------------------------
+
+BIG = 200 * 1024
+
+
+def legal(first: str = "Bo", last: str = "Li") -> list[dict[str, Any]]:
+    return [{"type": {"category": "legal"}, "firstName": first, "lastName": last}]
+
+
+# (what the bad person 2 says, the reason, the person id the quarantine keeps)
+ETHOS_FIELD_CASES = [
+    pytest.param({"names": legal(first="Bo\x00")}, "names[0].firstName contains a control character (NUL)", "B0002", id="nul-in-a-name"),
+    pytest.param({"names": legal(first="Bo\r\nX")}, "names[0].firstName contains a line break (CR)", "B0002", id="crlf-in-a-name"),
+    pytest.param({"names": legal(last="Li\n")}, "names[0].lastName contains a line break (LF)", "B0002", id="trailing-lf-in-a-name"),
+    pytest.param({"names": legal(first="Bo\x1b")}, "names[0].firstName contains a control character (ESC)", "B0002", id="esc-in-a-name"),
+    pytest.param({"names": legal(first="x" * BIG)}, f"names[0].firstName is {BIG:,} characters, more than 200", "B0002", id="200KiB-name"),
+    pytest.param({"names": [*legal(), {"type": {"category": "birth"}, "firstName": "B\x07"}]}, "names[1].firstName contains a control character (BEL)", "B0002", id="bel-in-a-name-not-picked"),
+    pytest.param({"emails": [{"address": "bo@x.edu\x00"}]}, "emails[0].address contains a control character (NUL)", "B0002", id="nul-in-an-email"),
+    pytest.param({"emails": [{"address": "b" * 321}]}, "emails[0].address is 321 characters, more than 320", "B0002", id="email-too-long"),
+    pytest.param({"credentials": [{"type": "bannerId", "value": "B\t0002"}]}, "credentials[0].value (bannerId) contains a tab", None, id="tab-in-the-id"),
+    pytest.param({"credentials": [{"type": "bannerId", "value": "B" * 65}]}, "credentials[0].value (bannerId) is 65 characters, more than 64", None, id="id-too-long"),
+    pytest.param({"status": "active\x00"}, "status contains a control character (NUL)", "B0002", id="nul-in-the-status"),
+    pytest.param({"roles": [{"role": "student\x00"}]}, "roles[0].role contains a control character (NUL)", "B0002", id="nul-in-a-role"),
+    pytest.param({"addresses": [{"line": "\ud800"}]}, "the record contains invalid Unicode (a lone surrogate, U+D800)", "B0002", id="lone-surrogate-anywhere"),
+]  # fmt: skip
+
+
+ETHOS_PHONE_CASES = [
+    pytest.param({"phones": [{"type": {"phoneType": "mobile"}, "number": "212\x00349"}]}, "phones[0].number contains a control character (NUL)", id="nul-in-a-number"),
+    pytest.param({"phones": [{"type": {"phoneType": "mobile"}, "number": "1" * 198, "extension": "12"}]}, "phones[0].number as handed over is 202 characters, more than 200", id="number-with-extension-too-long"),
+    pytest.param({"phones": [{"type": {"phoneType": "m" * 33}, "number": "2123490002"}]}, "phones[0].type.phoneType is 33 characters, more than 32", id="phone-type-too-long"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bad", "reason", "person_id"), ETHOS_FIELD_CASES)
+def test_a_bad_field_quarantines_its_record_and_the_rest_read(
+    serve: Any, sleeps: list[float], bad: dict[str, Any], reason: str, person_id: str | None
+) -> None:
+    _, url = serve([person(1), person(2, **bad), person(3)])
+    extract = source(url, sleeps, page_size=2).read()
+    [row] = extract.quarantined
+    assert (row.file, row.line, row.reason, row.person_id) == (
+        "ethos:persons", 2, reason, person_id,
+    )  # fmt: skip
+    assert row.raw["id"] == "00000000-0000-0000-0000-000000000002"
+    assert row.raw["page"] == "1"
+    for value in row.raw.values():  # storable on every database, and bounded
+        assert value.isprintable() and len(value) < 4_100
+    assert [p.person_id for p in extract.people] == ["B0001", "B0003"]
+    assert {ph.person_id for ph in extract.phones} == {"B0001", "B0003"}
+
+
+@pytest.mark.parametrize(("bad", "reason"), ETHOS_PHONE_CASES)
+def test_a_bad_phone_is_quarantined_alone_as_a_phones_csv_row_is(
+    serve: Any, sleeps: list[float], bad: dict[str, Any], reason: str
+) -> None:
+    good = {"type": {"phoneType": "home"}, "number": "2123499999"}
+    _, url = serve([person(1), person(2, phones=[*bad["phones"], good]), person(3)])
+    extract = source(url, sleeps, page_size=2).read()
+    [row] = extract.quarantined
+    assert (row.file, row.line, row.reason, row.person_id) == ("ethos:persons", 2, reason, "B0002")
+    assert (row.raw["id"], row.raw["page"]) == ("00000000-0000-0000-0000-000000000002", "1")
+    assert row.raw["phone"].isprintable()
+    assert [p.person_id for p in extract.people] == ["B0001", "B0002", "B0003"]
+    assert [(ph.person_id, ph.number) for ph in extract.phones] == [
+        ("B0001", "2123490001"), ("B0002", "2123499999"), ("B0003", "2123490003"),
+    ]  # fmt: skip
+
+
+def test_the_page_of_a_quarantined_record_is_kept(serve: Any, sleeps: list[float]) -> None:
+    _, url = serve([person(1), person(2), person(3, names=legal(first="\x00"))])
+    [row] = source(url, sleeps, page_size=2).read().quarantined
+    assert (row.line, row.raw["page"]) == (3, "2")
+
+
+@pytest.mark.parametrize(
+    "code", ["²", "1" * 5000, "+", "44x"], ids=["superscript-digit", "5000-digits", "plus", "junk"]
+)
+def test_an_odd_country_calling_code_is_ignored_not_fatal(
+    serve: Any, sleeps: list[float], code: str
+) -> None:
+    phones = [{"type": {"phoneType": "mobile"}, "number": "2123490001", "countryCallingCode": code}]
+    _, url = serve([person(1, phones=phones)])
+    [phone] = source(url, sleeps).read().phones
+    assert (phone.number, phone.country) == ("2123490001", None)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_nudge_ethos_page_size_in_the_environment_pages_by_it(
+    serve: Any, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.sis import open_source
+    from nudge.settings import Settings
+
+    sandbox, url = serve([person(n) for n in range(20)])
+    offsets: list[int] = []
+    sandbox.before_page = offsets.append
+    monkeypatch.setenv("NUDGE_ETHOS_PAGE_SIZE", "7")
+    monkeypatch.setenv("NUDGE_ETHOS_API_KEY", KEY)
+    extract = open_source(
+        f"ethos:{url}", settings=Settings(_env_file=None), sleep=sleeps.append
+    ).read()  # type: ignore[call-arg]
+    assert len(extract.people) == 20
+    assert offsets == [0, 7, 14]
+    assert sandbox.stats["persons_requests"] == 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NUDGE_ETHOS_PAGE_SIZE", "0"),
+        ("NUDGE_ETHOS_PAGE_SIZE", "many"),
+        ("NUDGE_ETHOS_TIMEOUT_S", "0"),
+        ("NUDGE_ETHOS_MAX_ATTEMPTS", "0"),
+        ("NUDGE_ETHOS_ID_CREDENTIAL", ""),
+        ("NUDGE_ETHOS_ID_CREDENTIAL", "banner id"),
+    ],
+    ids=["page-size-zero", "page-size-not-a-number", "timeout-zero", "no-attempts",
+         "blank-credential", "credential-with-a-space"],
+)  # fmt: skip
+def test_bad_ethos_settings_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    from pydantic import ValidationError
+
+    from nudge.settings import Settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("NUDGE_").lower()):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"page_size": 0}, "page_size must be at least 1"),
+        ({"timeout_s": 0}, "timeout_s must be positive"),
+        ({"retry": RetryPolicy(max_attempts=0)}, "max_attempts must be at least 1"),
+        ({"id_credential": " "}, "id_credential must not be blank"),
+    ],
+    ids=["page-size", "timeout", "attempts", "credential"],
+)
+def test_the_ethos_config_checks_itself(knobs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EthosConfig(api_key=None, **knobs)
+
+
+def test_a_config_is_what_the_source_uses_and_keywords_override_it() -> None:
+    config = EthosConfig(api_key=SecretStr(KEY), page_size=9, id_credential="elevateId")
+    src = EthosSource("https://sis.example.edu", config=config, page_size=3)
+    assert (src.page_size, src.id_credential, src.timeout_s) == (3, "elevateId", 30.0)
+    assert KEY not in repr(src.config)

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from nudge.cli.main import app
-from nudge.settings import get_settings
 from tests.helpers import phone, staff, student, write_extract
 
 runner = CliRunner()
@@ -54,15 +52,6 @@ def test_every_command_and_option_has_help() -> None:
             if is_option and not getattr(param, "help", None) and param.name != "help":
                 missing.append(f"{name} {param.opts[0]}")
     assert missing == []
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NUDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def run_json(*args: str) -> dict[str, object]:
@@ -112,12 +101,12 @@ def test_admin_commands_round_trip(cli_env: Path) -> None:
     assert phones["sms_number"] == "+1******0101"  # masked unless --reveal
     moved = run_json("phones", "override", "S1", "(212) 555-0102", "--allow")
     assert moved["sms_number"] == "+1******0102"
-    assert run_json("phones", "override", "S1", "nope", "--allow")["_exit"] == 1
+    assert run_json("phones", "override", "S1", "nope", "--allow")["_exit"] == 2
 
     assert run_json("roles", "define", "Texting", "--title-contains", "coach")["role"] == "Texting"
     roles = run_json("roles", "list")
     assert roles["dynamic"] == {"Texting": "title contains coach"}
-    assert run_json("roles", "grant", "A1", "Outreach")["granted"] is True
+    assert run_json("roles", "grant", "A1", "Outreach", "--create")["granted"] is True
     assert run_json("roles", "grant", "NOBODY", "Outreach")["_exit"] == 1
     assert run_json("roles", "revoke", "A1", "Outreach")["revoked"] is True
     assert run_json("roles", "undefine", "Texting")["removed"] is True
@@ -150,7 +139,7 @@ def test_send_exits_4_naming_what_is_left_when_it_returns_with_work_pending(cli_
     assert result.exit_code == 4
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert (data["status"], data["pending"]["total"], data["pending"]["deferred"]) == (
-        "sending",
+        "waiting",
         2,
         2,
     )  # the opt-in notice and the text wait for the window

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ from domain.quality import (
     suite_overrides,
     trend,
 )
+from domain.routing import Channel, ConsentState, RecipientFacts, RoutingPolicy, route
 
 NOW = datetime(2025, 9, 1, 6, 0, tzinfo=UTC)
 
@@ -88,16 +90,23 @@ def test_alert_message_says_why_in_numbers() -> None:
 
 
 BLOCK_CASES = [
-    # id, e164, consent, carrier, auto_opt_in, expected
+    # id, e164, consent (as stored), carrier, auto_opt_in, expected
     ("reachable-opted-in", "+12125550100", "opted_in", False, True, None),
     ("reachable-auto-opt-in", "+12125550100", None, False, True, None),
     ("no-number", None, None, False, True, "no_number"),
     ("opted-out", "+12125550100", "opted_out", False, True, "opted_out"),
-    ("paused-for-review", "+12125550100", "review", False, True, "review"),
+    # The stored state is ConsentState.PAUSED_FOR_REVIEW ("paused_for_review"): such a
+    # student cannot be texted, whether or not auto opt-in would otherwise let them be.
+    ("paused-for-review-auto-on", "+12125550100", "paused_for_review", False, True,
+     "paused_for_review"),
+    ("paused-for-review-auto-off", "+12125550100", "paused_for_review", False, False,
+     "paused_for_review"),
+    ("unknown-auto-on", "+12125550100", "unknown", False, True, None),
+    ("unknown-auto-off", "+12125550100", "unknown", False, False, "not_opted_in"),
     ("never-asked-auto-off", "+12125550100", None, False, False, "not_opted_in"),
     ("opted-in-auto-off", "+12125550100", "opted_in", False, False, None),
     ("carrier-wins-over-consent", "+12125550100", "opted_in", True, True, "carrier_disabled"),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -113,9 +122,50 @@ def test_sms_block_reasons(
     assert got == expected
 
 
+@pytest.mark.parametrize("state", [*ConsentState, None])
+@pytest.mark.parametrize("auto", [True, False])
+def test_sms_block_agrees_with_the_router_for_every_stored_state(
+    state: ConsentState | None, auto: bool
+) -> None:
+    # The report counts as reachable exactly the students the router would text.
+    decision = route(
+        RecipientFacts("S1", "+12125550100", consent=state or ConsentState.UNKNOWN),
+        policy=RoutingPolicy(auto_opt_in=auto, window=None, institution_tz="UTC"),
+        quota_left=None,
+        cost=1,
+        now=NOW,
+    )
+    block = sms_block(
+        sms_e164="+12125550100",
+        consent_status=None if state is None else str(state),  # the stored plain string
+        disabled_by_carrier=False,
+        auto_opt_in=auto,
+    )
+    assert (block is None) == (decision.channel is Channel.SMS)
+
+
+@pytest.mark.parametrize("auto", [True, False])
+def test_students_paused_for_review_are_counted_and_not_reachable(auto: bool) -> None:
+    rows: list[dict[str, str | None]] = [
+        {"sis_id": "S1", "email": "s1@c.edu", "sms_e164": "+12125550101",
+         "consent_status": "opted_in"},
+        {"sis_id": "S2", "email": "s2@c.edu", "sms_e164": "+12125550102",
+         "consent_status": "paused_for_review"},
+        {"sis_id": "S3", "email": None, "sms_e164": "+12125550103",
+         "consent_status": "paused_for_review"},
+    ]  # fmt: skip
+    snap = Snapshot.from_rows(rows)
+    derived = derive(snap, SmsConfig(auto_opt_in=auto), NOW)
+    figures = measure(snap, derived)
+    assert derived.sms_reachable == [True, False, False]
+    assert (figures.sms_reachable, figures.paused_for_review, figures.not_opted_in) == (1, 2, 0)
+    assert figures.unreachable == 1  # S3: paused and no email
+    assert [g.not_sms_reachable for g in breakdown(snap, derived, "program")] == [2]
+
+
 def messy_snapshot() -> Snapshot:
     """Eight students, one problem each (plus S0 who is fine), with known answers."""
-    students = [
+    students: list[dict[str, Any]] = [
         {"sis_id": "S0", "first_name": "Ana", "last_name": "Lopez", "email": "s0@c.edu",
          "sms_e164": "+12125550100", "consent_status": "opted_in", "advisor_sis_id": "A1",
          "program": "Nursing"},

@@ -8,15 +8,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -255,3 +257,135 @@ def workers(
     finally:
         for worker in started:
             _stop_group(worker.process, timeout=20)
+
+
+def command_line(pid: int) -> str:
+    """The command line of ``pid``, or "" once it has exited."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every living process under ``root`` (not ``root`` itself): pid -> command line. Read
+    from /proc in one pass, cheap enough to sample a few times a second."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = command_line(pid)
+                frontier.append(pid)
+    return found
+
+
+def is_prefect_server(command: str) -> bool:
+    """``prefect server start``, or the temporary server Prefect starts on its own when it
+    finds no API URL (uvicorn serving ``prefect.server.api.server:create_app``)."""
+    return "prefect.server.api.server:create_app" in command or (
+        "prefect" in command and " server start" in command
+    )
+
+
+@contextmanager
+def watch_tree(root: int, every_s: float = 0.25) -> Iterator[dict[int, str]]:
+    """Record, from a thread, every process ever seen under ``root`` (pid -> command line)."""
+    import threading
+
+    seen: dict[int, str] = {}
+    stop = threading.Event()
+
+    def run() -> None:
+        while True:
+            for pid, command in process_tree(root).items():
+                if command:
+                    seen.setdefault(pid, command)
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=run, name="watch-tree", daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def wait_for(
+    check: Callable[[], T | None], *, timeout: float, what: str, every_s: float = 1.0
+) -> T:
+    """Call ``check`` until it returns something other than None (or False); that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every_s)
+
+
+def api_call(method: str, url: str, **kwargs: Any) -> Any:
+    """One call of a Prefect server's API, its JSON (None for 404); retried on 503 (a busy
+    SQLite database: Prefect's own client retries those too)."""
+    for _attempt in range(20):
+        response = httpx.request(method, url, timeout=30, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(0.5)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()
+
+
+def flow_runs(api_url: str, flow_name: str) -> list[dict[str, Any]]:
+    """Every run of flow ``flow_name`` on the server (the API's JSON), oldest first."""
+    runs: list[dict[str, Any]] = api_call(
+        "POST",
+        f"{api_url}/flow_runs/filter",
+        json={"flows": {"name": {"any_": [flow_name]}}, "sort": "EXPECTED_START_TIME_ASC"},
+    )
+    return runs
+
+
+def deployment(api_url: str, full_name: str) -> dict[str, Any] | None:
+    """Deployment ``flow/name`` on the server (the API's JSON), or None."""
+    found: dict[str, Any] | None = api_call("GET", f"{api_url}/deployments/name/{full_name}")
+    return found
+
+
+@contextmanager
+def nudge_process(
+    *args: str, env: dict[str, str], cwd: Path, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``nudge ARGS`` (the installed console script) in a process group of its own, its
+    output in ``log``; the group is stopped afterwards."""
+    script = Path(sys.executable).with_name("nudge")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(script), *args],
+            env=env,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        _stop_group(process, timeout=30)

@@ -27,6 +27,7 @@ from models.people import Person, PhoneNumber
 from nudge.settings import Settings
 from tasks.campaigns import cancel_campaign
 from tasks.send import SendEnv
+from tests.e2e.conftest import fast_gateway
 
 EVERYONE_ADVISED_BY_T1 = AudienceFilter(caseload=["T1"])
 
@@ -669,3 +670,114 @@ def test_dispatch_picks_up_abandoned_chunks_but_never_joins_a_live_campaign(
     assert sum(campaign_sms_per_number(emulator).values()) == 8
     with Session(env.engine) as s:
         assert s.get(Campaign, planned.campaign_id).status == "completed"  # type: ignore[union-attr]
+
+
+class ResoldNumberGateway(Delegating):
+    """Twilio sells a number nudge already has on record for someone else (once)."""
+
+    def __init__(self, inner: SmsGateway, number: str) -> None:
+        super().__init__(inner)
+        self.number = number
+
+    async def provision_number(self, **kw: Any) -> Any:
+        from dataclasses import replace
+
+        bought = await self.inner.provision_number(**kw)
+        return replace(bought, phone_number=self.number)
+
+
+def test_a_sender_number_conflict_stops_the_campaign_clearly_and_it_resumes_once_resolved(
+    live_settings: Settings,
+    emulator: Any,
+    smtp: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+) -> None:
+    import asyncio as aio
+
+    from tasks.campaigns import plan_campaign
+
+    numbers = college(3)
+    # T2 already texts from a number; Twilio (wrongly) sells that same number for T1.
+    first = make_env()
+    with Session(first.engine) as s:
+        t2 = s.execute(select(Person).where(Person.sis_id == "T2")).scalar_one()
+        s.add(SenderNumber(staff_person_id=t2.id, e164="+12125550199", status="active"))
+        s.commit()
+    planned = plan_campaign.fn(request(), live_settings)
+    resold = make_env(
+        gateway=lambda: ResoldNumberGateway(fast_gateway(live_settings), "+12125550199")
+    )
+    report = work(live_settings, campaign_id=planned.campaign_id, env=resold)
+    assert emulator.counters()["messages_created"] == 0
+    assert report.stopped and "already another staff member's sender number" in report.stopped[0]
+    assert "it is on record for T2" in report.stopped[0]
+    with Session(first.engine) as s:
+        campaign = s.get(Campaign, planned.campaign_id)
+        assert campaign is not None and campaign.status == "stopped"
+    [alert] = [m for m in smtp.messages if m["To"] == "sms-admin@college.edu"]
+    assert "nudge senders reset T1" in alert.get_payload(decode=True).decode()
+    # Another try does not buy yet another number: it stops at once, naming the conflict.
+    with Session(first.engine) as s:
+        t1 = s.execute(select(Person).where(Person.sis_id == "T1")).scalar_one()
+    from tasks.sender_numbers import SenderNumberConflict, ensure_sender_number
+
+    with pytest.raises(SenderNumberConflict):
+        aio.run(ensure_sender_number(first, fast_gateway(live_settings), t1))
+    # The admin fixes it in Twilio, resets the conflict and resumes: everyone gets one text.
+    from models.outbox import resume_campaign
+    from models.senders import reset_sender
+
+    with Session(first.engine) as s:
+        assert reset_sender(session=s, staff_person_id=t1.id) == "conflict"  # type: ignore[arg-type]
+        assert resume_campaign(session=s, campaign_id=planned.campaign_id)  # type: ignore[arg-type]
+        s.commit()
+    work(live_settings, campaign_id=planned.campaign_id, env=make_env())
+    assert campaign_sms_per_number(emulator) == dict.fromkeys(numbers, 1)
+
+
+def test_a_text_left_in_flight_by_a_dead_worker_of_a_cancelled_campaign_is_settled(
+    live_settings: Settings,
+    emulator: Any,
+    college: Callable[..., list[str]],
+    make_env: Callable[..., SendEnv],
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from models.cancel import cancel_campaign as cancel
+    from models.chunks import claim_chunk
+    from models.outbox import load_chunk, mark_sending
+    from tasks.campaigns import plan_campaign
+
+    college(2)
+    planned = plan_campaign.fn(request(), live_settings)
+    env = make_env()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}:x"
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    with Session(env.engine) as s:
+        claim = claim_chunk(session=s, worker=dead, now=past, stale_before=past)
+        assert claim is not None
+        row = load_chunk(session=s, chunk_id=claim.chunk_id, now=past)[0]
+        assert mark_sending(session=s, row=row, token=claim.token, now=past)
+        s.commit()
+        cancelled = cancel(session=s, campaign_id=claim.campaign_id, now=past)
+        s.commit()
+    assert (cancelled.in_flight, cancelled.skipped) == (1, 3)  # the notice in flight stays
+    report = work(live_settings, env=env)
+    assert report.errors == []
+    with Session(env.engine) as s:
+        statuses = set(
+            s.execute(
+                select(Message.status).where(Message.campaign_id == planned.campaign_id)
+            ).scalars()
+        )
+    assert statuses == {"skipped"}  # never sent (the provider has nothing): it ends cancelled
+    assert emulator.counters()["messages_created"] == 0

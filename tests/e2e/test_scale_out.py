@@ -186,7 +186,7 @@ def test_campaign_across_workers_survives_a_killed_worker(
                     json.dumps(
                         {
                             "Campaign": {
-                                "sender_id": "T1",
+                                "sender": "T1",
                                 "message": BODY,
                                 "audience": {"caseload": ["T1"]},
                             }

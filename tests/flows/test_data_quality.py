@@ -12,18 +12,21 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
+from html import escape
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import typer
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 from typer.testing import CliRunner
 
 from domain.config import SmsConfig
-from domain.quality import Snapshot, derive, measure
+from domain.quality import HEADLINE_KEYS, Snapshot, derive, measure
 from flows.data_quality import run_report
 from models.config import save_config
 from models.consent import Consent
@@ -255,7 +258,7 @@ def full_numbers(engine: Engine) -> set[str]:
     """Every full number stored: as E.164, its national digits, and its raw forms."""
     found: set[str] = set()
     with Session(engine) as session:
-        for e164, raw in session.execute(select(PhoneNumber.e164, PhoneNumber.raw)):
+        for e164, raw in session.execute(select(col(PhoneNumber.e164), col(PhoneNumber.raw))):
             if e164:
                 found.update({e164, e164[2:]})
             digits = re.sub(r"\D", "", raw or "")
@@ -571,6 +574,295 @@ def test_cli_report_prints_one_clean_json_object(
         get_settings.cache_clear()
 
 
+@pytest.fixture
+def workdir(
+    settings: Settings, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A fresh, empty working folder (no .env) for the whole ``nudge`` CLI, with this test's
+    database in the environment and ``NUDGE_REPORT_DIR`` unset (its default: ``reports``)."""
+    from nudge.settings import get_settings
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NUDGE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("NUDGE_OUTBOX_DIR", str(settings.outbox_dir))
+    monkeypatch.delenv("NUDGE_REPORT_DIR", raising=False)
+    get_settings.cache_clear()
+    yield work
+    get_settings.cache_clear()
+
+
+def nudge_cli(*args: str) -> Any:
+    """``nudge ARGS`` through the real application (the working folder is the test's)."""
+    from nudge.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+STAMP = re.compile(r"\d{8}T\d{6}Z")
+PATH_CASES = [
+    # id, arguments, NUDGE_REPORT_DIR, folder expected (from the working folder; * = stamp)
+    ("readme-relative-out", ["--out", "reports/today"], None, "reports/today"),
+    ("plain-default-folder", [], None, "reports/*"),
+    ("relative-report-dir", [], "nightly/quality", "nightly/quality/*"),
+    ("relative-out-with-dots", ["--out", "./a/../reports/x"], None, "reports/x"),
+    ("parent-of-working-folder", ["--out", "../beside"], None, "../beside"),
+    ("absolute-out", ["--out", "{abs}/today"], None, "{abs}/today"),
+    ("absolute-report-dir", [], "{abs}/dir", "{abs}/dir/*"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("args", "report_dir", "expected"), [pytest.param(*c[1:], id=c[0]) for c in PATH_CASES]
+)
+def test_cli_report_works_from_any_folder_with_relative_or_absolute_paths(
+    workdir: Path,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    report_dir: str | None,
+    expected: str,
+) -> None:
+    # Relative paths once crashed in Great Expectations ("base_directory must be an
+    # absolute path"): `nudge report --out reports/today` is the README's own example.
+    healthy_school(engine, n=4)
+    absolute = str(workdir.parent / "elsewhere")
+    args = [a.replace("{abs}", absolute) for a in args]
+    if report_dir is not None:
+        monkeypatch.setenv("NUDGE_REPORT_DIR", report_dir.replace("{abs}", absolute))
+    result = nudge_cli("report", "--json", *args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+
+    folder = Path(data["report_dir"])
+    want = Path(os.path.normpath(workdir / expected.replace("{abs}", absolute)))
+    assert folder.is_absolute()
+    if want.name == "*":
+        assert folder.parent == want.parent and STAMP.fullmatch(folder.name), folder
+    else:
+        assert folder == want
+    for name in ("index.html", "summary.md", "reachability.svg", "report.json"):
+        assert (folder / name).is_file(), name
+    assert (folder / "data-docs" / "index.html").is_file()
+    assert data["files"]["html"] == str(folder / "index.html")
+    paths = [v for v in data["files"].values() if isinstance(v, str)]
+    paths += data["files"]["followup"]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths), paths
+    with Session(engine) as session:
+        stored = session.execute(select(QualityRun)).scalar_one().report_dir
+    assert stored == str(folder)  # the history never holds a path relative to somewhere
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_cli_report_human_output_names_the_page_from_a_relative_folder(
+    workdir: Path, engine: Engine
+) -> None:
+    healthy_school(engine, n=4)
+    lose_numbers(engine, ["S00"])  # 75%: an alert
+    result = nudge_cli("report", "--out", "reports/today")
+    assert result.exit_code == 0, result.output
+    folder = workdir / "reports" / "today"
+    assert f"data-quality report: {folder}\n" in result.stdout
+    assert f"report page (opens offline): {folder / 'index.html'}\n" in result.stdout
+    assert f"Data Docs): {folder / 'data-docs' / 'index.html'}" in result.stdout
+    assert result.stdout.startswith("ALERT: SMS reachability 75.0% is below")
+
+
+# --- the self-contained report page -----------------------------------------------------------
+
+#: Elements that make a browser fetch something, and the attributes naming what.
+FETCHING = {
+    "link": ("href",), "script": ("src",), "img": ("src", "srcset"), "iframe": ("src",),
+    "frame": ("src",), "embed": ("src",), "object": ("data",), "source": ("src", "srcset"),
+    "video": ("src", "poster"), "audio": ("src",), "track": ("src",), "image": ("href",),
+    "use": ("href",), "input": ("src",), "form": ("action",), "base": ("href",),
+}  # fmt: skip
+REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}  # fmt: skip
+
+
+class Page(HTMLParser):
+    """A parsed report page: every element with its attributes, the text, and the text
+    inside each element marked ``data-figure``, ``data-card`` or ``data-check``."""
+
+    MARKS = ("data-figure", "data-card", "data-check")
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.marked: dict[tuple[str, str], str] = {}
+        self.styles: list[str] = []
+        self._open: list[tuple[str, tuple[str, str] | None]] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.elements.append((tag, found))
+        if tag in VOID:
+            return
+        mark = next(((m, found[m] or "") for m in self.MARKS if m in found), None)
+        if mark is not None:
+            self.marked[mark] = ""
+        self._open.append((tag, mark))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            name, _mark = self._open.pop()
+            if name == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._open and self._open[-1][0] == "style":
+            self.styles.append(data)
+        for _name, mark in self._open:
+            if mark is not None:
+                self.marked[mark] += data
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for name, attrs in self.elements if name == tag]
+
+    def mark(self, kind: str, key: str) -> str:
+        return " ".join(self.marked[(kind, key)].split())
+
+
+def figure_value(shown: str) -> float | int | None:
+    """A figure as the page shows it (``1,234``, ``62.50``, ``–``) as a number."""
+    shown = shown.replace(",", "").rstrip("%")
+    if shown == "–":
+        return None
+    return float(shown) if "." in shown else int(shown)
+
+
+def remote_references(page: Page) -> list[str]:
+    """Every reference on the page that would make a browser fetch from elsewhere."""
+    found = []
+    for tag, attrs in page.elements:
+        for attr in FETCHING.get(tag, ()):
+            fetched = attrs.get(attr) or ""
+            if attr == "srcset" or REMOTE.match(fetched):
+                found.append(f"<{tag} {attr}={fetched!r}>")
+        for attr in ("href", "src", "xlink:href", "action", "formaction", "background"):
+            value = attrs.get(attr)
+            if value is not None and REMOTE.match(value):
+                found.append(f"<{tag} {attr}={value!r}>")
+        if (attrs.get("http-equiv") or "").lower() == "refresh":
+            found.append(f"<{tag} http-equiv=refresh>")
+        style = attrs.get("style") or ""
+        if "url(" in style or "@import" in style:
+            found.append(f"<{tag} style={style!r}>")
+    css = "".join(page.styles)
+    found += [f"<style> {word}" for word in ("url(", "@import", "http") if word in css]
+    return found
+
+
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_PROGRAM = '<img src="https://evil.example/x.png" onerror="alert(2)">'
+HOSTILE_ADVISOR = '"><iframe src="//evil.example">'
+
+
+@pytest.fixture
+def hostile_school(engine: Engine) -> None:
+    """Four students (two without a number we can text) whose SIS values are markup."""
+    healthy_school(engine, n=4)
+    with Session(engine) as session:
+        session.execute(
+            update(Person)
+            .where(Person.sis_id == "S01")  # type: ignore[arg-type]
+            .values(first_name=HOSTILE_NAME, last_name="&amp;", program=HOSTILE_PROGRAM,
+                    advisor_sis_id=HOSTILE_ADVISOR)
+        )  # fmt: skip
+        session.commit()
+    lose_numbers(engine, ["S01", "S02"])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_report_page_is_self_contained_escaped_and_matches_the_json(
+    settings: Settings, engine: Engine, hostile_school: None
+) -> None:
+    result = run_report(settings, now=NOW)
+    folder = Path(result["report_dir"])
+    path = Path(result["files"]["html"])
+    assert path == folder / "index.html"
+    html = path.read_text(encoding="utf-8")
+    page = Page(html)
+
+    # Renders with no network: nothing on the page is fetched from anywhere.
+    assert remote_references(page) == []
+    # Besides the hostile values (shown as text), the only URL is the SVG namespace name.
+    ours = html
+    for hostile in (HOSTILE_PROGRAM, HOSTILE_ADVISOR):
+        ours = ours.replace(escape(hostile, quote=True), "")
+    assert re.findall(r"(?:https?:)?//[^\s\"'<>]+", ours) == ["http://www.w3.org/2000/svg"]
+    csp = [m for m in page.all("meta") if m.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in (csp[0]["content"] or "")
+    assert page.all("link") == [] and len(page.all("style")) == 1
+
+    # Every SIS value is text: no element came from the data, and the values read as typed.
+    assert page.all("script") == [] and page.all("img") == [] and page.all("iframe") == []
+    assert not any(k.startswith("on") for _t, attrs in page.elements for k in attrs)
+    text = "".join(page.text)
+    assert f"{HOSTILE_NAME} &amp;" in text  # the name, exactly, in the follow-up preview
+    assert HOSTILE_PROGRAM in text and HOSTILE_ADVISOR in text
+    assert html.count("<script") == 0 and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+    # The figures are the JSON's.
+    for key in HEADLINE_KEYS:
+        assert figure_value(page.mark("data-figure", key)) == result[key], key
+    for key in ("students", "missing_cell", "unreachable", "no_email"):
+        assert figure_value(page.mark("data-card", key)) == result[key], key
+    assert page.mark("data-card", "sms_reachable_pct") == "50.00%"
+    assert (result["students"], result["sms_reachable_pct"], result["missing_cell"]) == (4, 50.0, 2)
+
+    # The alert, and each failed check with what it means and how to fix it.
+    alert = [attrs for attrs in page.all("div") if attrs.get("class") == "alert"]
+    assert alert and f"ALERT: {result['alert_message']}." in text
+    failed = [e for e in result["expectations"] if not e["success"]]
+    assert failed and [e["key"] for e in failed] == result["failed_expectations"]
+    for item in failed:
+        shown = page.mark("data-check", item["key"])
+        for part in ("title", "observed", "requirement", "meaning", "fix"):
+            assert " ".join(item[part].replace("`", "").split()) in shown, (item["key"], part)
+    passed = {e["key"] for e in result["expectations"] if e["success"]}
+    assert {key for kind, key in page.marked if kind == "data-check"} == passed | {
+        e["key"] for e in failed
+    }
+
+    # The trend chart inline, the follow-up CSVs and the Data Docs as links that resolve.
+    svgs = page.all("svg")
+    assert len(svgs) == 1 and len(page.all("circle")) == len(result["trend"]) == 1
+    links = [a["href"] or "" for a in page.all("a")]
+    followups = sorted(Path(p).relative_to(folder).as_posix() for p in result["files"]["followup"])
+    assert sorted(h for h in links if h.startswith("followup/")) == followups
+    assert "data-docs/index.html" in links and "summary.md" in links and "report.json" in links
+    assert all((folder / unquote(h)).is_file() for h in links), links
+    assert leaks(folder, full_numbers(engine)) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_report_page_of_a_healthy_school_says_every_check_passed(
+    settings: Settings, engine: Engine
+) -> None:
+    healthy_school(engine, n=4)
+    first = run_report(settings, now=NOW)
+    second = run_report(settings, now=NOW + timedelta(days=1))
+    page = Page(Path(second["files"]["html"]).read_text(encoding="utf-8"))
+    text = " ".join("".join(page.text).split())
+    assert "Every check passed." in text and "ALERT" not in text
+    assert "Compared with the run of 2025-09-01 06:00 UTC." in text
+    assert len(page.all("circle")) == 2 and first["files"]["followup"] == []
+    assert "No student needs following up." in text
+    assert remote_references(page) == []
+
+
 def test_importing_the_flow_task_and_cli_does_not_import_gx(
     import_probe: subprocess.Popen[str],
 ) -> None:
@@ -631,6 +923,7 @@ def test_flow_run_creates_artifacts_and_emits_the_alert_event(
     assert set(by_key) == {"data-quality-summary", "data-quality-missing-cell"}
     summary = str(by_key["data-quality-summary"].data)
     assert "SMS reachable (%) | 85.00" in summary and "ALERT" in summary
+    assert f"`{result['files']['html']}`" in summary  # the page to open, named in the run
     table = json.loads(str(by_key["data-quality-missing-cell"].data))
     assert {(row["by"], row["name"], row["missing_cell"]) for row in table} >= {
         ("program", "Nursing", 3),

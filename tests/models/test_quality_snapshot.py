@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
-from domain.quality import PHONE_COLUMNS, STUDENT_COLUMNS
+from domain.config import SmsConfig
+from domain.quality import PHONE_COLUMNS, STUDENT_COLUMNS, derive, measure
+from domain.routing import ConsentState
 from models.consent import Consent
 from models.people import Person, PhoneNumber
 from models.quality import (
@@ -93,6 +95,29 @@ def test_snapshot_has_active_students_and_their_present_phones(session: Session)
     )  # fmt: skip
     dates = [d for d in ph["source_updated_at"] if d is not None]
     assert dates and all(d.tzinfo is not None for d in dates)
+
+
+def test_a_stored_review_pause_makes_the_student_unreachable(session: Session) -> None:
+    # The consent state as the reply handling stores it, read back through the snapshot.
+    student = Person(sis_id="S1", role="student", email="s1@c.edu", sms_e164="+12125550101")
+    session.add(student)
+    session.flush()
+    session.add_all(
+        [
+            phone(student, "+12125550101", is_primary=True),
+            Consent(
+                e164="+12125550101",
+                status=ConsentState.PAUSED_FOR_REVIEW.value,
+                source="reply_review",
+            ),
+        ]
+    )
+    session.commit()
+    snap = take_snapshot(session=session)
+    assert snap.students["consent_status"] == ["paused_for_review"]
+    for auto in (True, False):
+        figures = measure(snap, derive(snap, SmsConfig(auto_opt_in=auto), T0))
+        assert (figures.sms_reachable, figures.paused_for_review) == (0, 1)
 
 
 def test_empty_database_gives_an_empty_snapshot(session: Session) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import time
 from collections import Counter
@@ -18,6 +20,7 @@ from sandbox.ethos import (
     CODE_TO_PHONE_TYPE,
     EthosSandbox,
     EthosSandboxConfig,
+    ExtractError,
     person_guid,
     persons_from_extract,
     persons_from_folder,
@@ -233,3 +236,78 @@ def test_an_ethos_sync_sees_what_a_csv_sync_sees(generated: Path) -> None:
         # A +1 number's region cannot be recovered from the calling code alone.
         expected = "US" if theirs_ph.country == "CA" else theirs_ph.country
         assert mine_ph.country == expected
+
+
+def test_the_emulator_reads_the_extract_with_its_own_code(
+    generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the csv: source under test must not be mirrored by the emulator."""
+
+    def broken(self: CsvSource) -> None:
+        raise AssertionError("the emulator used the csv: source under test")
+
+    monkeypatch.setattr(CsvSource, "read", broken)
+    persons = persons_from_folder(generated)
+    with run_ethos_sandbox(source_dir=generated, api_key=KEY) as url:
+        served = EthosSource(url, api_key=KEY).read()
+    assert len(served.people) == len(persons) > 400
+
+
+def test_the_emulator_leaves_out_exactly_the_planted_malformed_people(generated: Path) -> None:
+    """Checked against the generator's manifest, not against the csv: source."""
+    manifest = json.loads((generated / "manifest.json").read_text())
+    bad_lines = {item["line"] for item in manifest["malformed"]["people.csv"]}
+    with (generated / "people.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))[1:]
+    expected = [row[0] for line, row in enumerate(rows, start=2) if line not in bad_lines]
+    served = [p["credentials"][0]["value"] for p in persons_from_folder(generated)]
+    assert served == expected
+
+
+def test_the_emulator_serves_odd_values_as_they_are_and_the_client_quarantines_them(
+    tmp_path: Path,
+) -> None:
+    """The same bad fields, through CSV and through Ethos, quarantine the same rows: a bad
+    name its person, a bad number that phone alone."""
+    (tmp_path / "people.csv").write_text(
+        "person_id,role,first_name,last_name,status\n"
+        "A1,student,Ana,Ruiz,active\nA2,student,Bo\x00,Li,active\nA3,student,Cy,Ng,active\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "phones.csv").write_text(
+        "person_id,phone_type,number\nA1,CELL,2123491234\nA3,CELL,212349\x0012\n", encoding="utf-8"
+    )
+    persons = persons_from_folder(tmp_path)
+    assert persons[1]["names"][0]["firstName"] == "Bo\x00"
+    with run_ethos_sandbox(persons, api_key=KEY) as url:
+        ethos = EthosSource(url, api_key=KEY).read()
+    via_csv = CsvSource(tmp_path).read()
+    for extract in (ethos, via_csv):
+        assert [p.person_id for p in extract.people] == ["A1", "A3"]
+        assert [ph.person_id for ph in extract.phones] == ["A1"]
+        assert [q.person_id for q in extract.quarantined] == ["A2", "A3"]
+    assert [q.reason for q in ethos.quarantined] == [
+        "names[0].firstName contains a control character (NUL)",
+        "phones[0].number contains a control character (NUL)",
+    ]
+    assert [q.reason for q in via_csv.quarantined] == [
+        "first_name contains a control character (NUL)",
+        "number contains a control character (NUL)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        pytest.param({"people.csv": "person_id,first_name\n"}, "people.csv: missing column(s) role, status", id="missing-columns"),
+        pytest.param({"people.csv": "person_id,role,status\n"}, "phones.csv: file not found", id="no-phones-file"),
+        pytest.param({"people.csv": "person_id,role,status\nA1,student,act\xefve\n".encode("latin-1").decode("utf-8", "surrogateescape")}, "people.csv: not UTF-8", id="not-utf8"),
+    ],
+)  # fmt: skip
+def test_an_extract_the_emulator_cannot_serve_is_refused(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ExtractError, match=re.escape(message)):
+        persons_from_folder(tmp_path)
