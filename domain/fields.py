@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -63,16 +63,14 @@ class FieldRule:
     item_max_chars: int = 0
     trimmed: bool = True
     case_folded: bool = False
+    #: A raw length at or under which the value cannot be too long (for fast paths): case
+    #: mapping can triple a character (``"ΐ".upper()`` is three), and a list cell no longer
+    #: than one item cannot hold a long item.
+    fast_max: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def fast_max(self) -> int:
-        """A raw length at or under which the value cannot be too long (for fast paths).
-
-        Case mapping can triple a character's length (``"ΐ".upper()`` is three), and a list
-        cell no longer than one item cannot hold a long item.
-        """
+    def __post_init__(self) -> None:
         limit = min(self.max_chars, self.item_max_chars or self.max_chars)
-        return limit // 3 if self.case_folded else limit
+        object.__setattr__(self, "fast_max", limit // 3 if self.case_folded else limit)
 
 
 #: Separator of ``list`` fields.
@@ -186,6 +184,8 @@ def problem(label: str, value: str, rule: FieldRule) -> str | None:
     ``label`` names the field in the reason (``first_name``, ``names[0].firstName``); the
     value is never quoted. Length is checked first, so a huge value costs one pass at most.
     """
+    if len(value) <= rule.fast_max and value.isprintable():
+        return None  # the common case, decided in C: short, and nothing but visible text
     if rule.kind is Kind.LIST:
         if len(value) > rule.max_chars:
             return f"{label} is {len(value):,} characters, more than {rule.max_chars:,}"

@@ -1,15 +1,20 @@
 """What every SIS source hands to the sync: people, one row per phone, and quarantined rows.
 
 A source (``csv:PATH`` or ``ethos:URL``) reads the institution's extract and returns an
-:class:`Extract`. It checks *structure* only (required columns, a person id, a known role,
-a parseable date or flag) and quarantines rows that fail, with their line number and a
-reason. Phone numbers are handed over raw: parsing and validation are the sync's job
+:class:`Extract`. It checks structure (required columns, a person id, a known role, a
+parseable date or flag) and every field value against the one rule of
+:mod:`domain.fields` (no NUL or other control characters, no line break in a one-line
+field, nothing longer than its column, nothing that did not decode), and quarantines rows
+that fail, with their line number and a reason naming the field; the other rows go on.
+Everything a source hands over therefore stores alike on SQLite and PostgreSQL. Phone
+numbers are handed over raw: parsing and validation are the sync's job
 (``domain/phones.py``), so that unchanged raw input can be skipped by hash.
 
 Errors, one taxonomy::
 
     SourceError                 the extract as a whole cannot be used; nothing is synced
-     ├── SourceFormatError      missing required columns, not UTF-8, not a folder, bad JSON
+     ├── SourceFormatError      missing required columns, a header that is not text, a
+     │                          field over the hard cap, not a folder, bad JSON
      └── SourceUnavailable      the SIS could not be reached or kept failing (after retries)
 """
 
@@ -86,7 +91,11 @@ class SourcePhone:
 
 @dataclass(frozen=True, slots=True)
 class QuarantinedRow:
-    """A row the source could not use: where it was, why, and what it said."""
+    """A row the source could not use: where it was, why, and what it said.
+
+    Every part stores on every database: ``person_id`` is set only when the id itself
+    passed the field rule, and ``raw`` holds previews (controls escaped, values cut short).
+    """
 
     file: str  # "people.csv", "phones.csv", or "ethos:persons"
     line: int  # 1-based line in the file (header is line 1) or record index for APIs

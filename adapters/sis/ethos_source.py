@@ -35,11 +35,14 @@ phones             one :class:`SourcePhone` per ``phones[]``; ``type_code`` is t
 Ethos does not carry program, degree, risk level, tags, courses, advisor, department, title
 or nudge's own ``roles``: they are not in ``provided_fields`` and stay as they are.
 
-Every value handed over (the id, names, email, status, each phone's type and number) must
-pass :mod:`domain.fields`, as CSV cells do, and the record as a whole must be valid Unicode
-(it is hashed): a record that fails is quarantined with its position (``line`` is the
-1-based record index; ``raw`` holds its ``id``, its page and a preview of the record) and
-a reason naming the field, e.g. ``names[0].firstName contains a control character (NUL)``.
+Every value read (the id, each name's parts, each email address, each role, the status,
+each phone's type, number and extension) must pass :mod:`domain.fields`, as CSV cells do,
+and the record as a whole must be valid Unicode (it is hashed). A record that fails is
+quarantined with its position (``line`` is the 1-based record index; ``raw`` holds its
+``id``, its page and a preview of the record) and a reason naming the field, e.g.
+``names[0].firstName contains a control character (NUL)``. A bad phone is quarantined alone
+(``raw`` then holds the phone), as a bad ``phones.csv`` row is: the person and their other
+phones still apply.
 
 Knobs come in an :class:`EthosConfig` (built from settings by :func:`adapters.sis.open_source`).
 """
@@ -71,7 +74,7 @@ from adapters.sis.base import (
     SourceUnavailable,
 )
 from adapters.sis.csv_source import normalise_status
-from domain.fields import preview, problem, rule_for
+from domain.fields import RULES, preview, problem
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,9 @@ QUARANTINE_FILE = "ethos:persons"
 
 #: How much of a quarantined record its ``raw["record"]`` keeps.
 RAW_PREVIEW_CHARS = 4_000
+
+#: The rules of the fields read, resolved once (they are applied to every value).
+_RULES = dict(RULES)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -433,7 +439,7 @@ class _ExtractBuilder:
         for reason, item in bad_phones:
             raw = {
                 "id": preview(str(record.get("id") or ""), 100),
-                "phone": preview(_canonical(item, ascii_only=True), RAW_PREVIEW_CHARS),
+                "phone": preview(_canonical(item), RAW_PREVIEW_CHARS),
             }
             if page:
                 raw["page"] = str(page)
@@ -481,16 +487,16 @@ def _raw_of(record: Any, page: int = 0) -> dict[str, str]:
     rid = record.get("id") if isinstance(record, dict) else None
     raw = {
         "id": preview(str(rid or ""), 100),
-        "record": preview(_canonical(record, ascii_only=True), RAW_PREVIEW_CHARS),
+        "record": preview(_canonical(record), RAW_PREVIEW_CHARS),
     }
     if page:
         raw["page"] = str(page)
     return raw
 
 
-def _canonical(value: Any, *, ascii_only: bool = False) -> str:
+def _canonical(value: Any) -> str:
     """Stable JSON text: the same record always hashes the same."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _show(value: Any) -> str:
@@ -515,12 +521,19 @@ def _type_of(item: dict[str, Any], key: str) -> str:
     return ""
 
 
-def _check(label: str, value: str | None, field_name: str, person_id: str | None) -> None:
-    """Refuse the record if ``value`` (as handed over) breaks the rule of ``field_name``."""
-    if value is not None:
-        reason = problem(label, value, rule_for(field_name))
-        if reason is not None:
-            raise _Refused(reason, person_id)
+def _check(
+    value: str | None, field_name: str, person_id: str | None, label: str, *where: object
+) -> None:
+    """Refuse the record if ``value`` breaks the rule of ``field_name``; the reason names
+    ``label.format(*where)`` (built only then: this runs for every value of every record)."""
+    if value is None:
+        return
+    rule = _RULES[field_name]
+    if len(value) <= rule.fast_max and value.isprintable():
+        return
+    reason = problem(label.format(*where), value, rule)
+    if reason is not None:
+        raise _Refused(reason, person_id)
 
 
 def _convert(
@@ -542,7 +555,7 @@ def _convert(
     if found is None:
         raise _Refused(f"no {id_credential} credential (person {_show(record.get('id'))})")
     position, raw_id, person_id = found
-    _check(f"credentials[{position}].value ({id_credential})", raw_id, "person_id", None)
+    _check(raw_id, "person_id", None, "credentials[{}].value ({})", position, id_credential)
     # The whole record is hashed (and stored when quarantined): it must be valid Unicode.
     canonical = _canonical(record)
     if (bad := _SURROGATE.search(canonical)) is not None:
@@ -595,7 +608,7 @@ def _convert(
     }
     if "status" in record:
         raw_status = str(record.get("status") or "")
-        _check("status", raw_status, "status", person_id)
+        _check(raw_status, "status", person_id, "status")
         status = normalise_status(raw_status)
         if status is None:
             raise _Refused(f"unknown status {_show(record.get('status'))}", person_id)
@@ -628,7 +641,7 @@ def _check_all(record: dict[str, Any], key: str, parts: tuple[str, ...], person_
         for part in parts:
             value = item.get(part)
             if isinstance(value, str):
-                _check(f"{key}[{i}].{part}", value, _PARTS[part], person_id)
+                _check(value, _PARTS[part], person_id, "{}[{}].{}", key, i, part)
 
 
 def _pick_email(emails: list[dict[str, Any]]) -> str | None:
@@ -645,7 +658,7 @@ def _pick_email(emails: list[dict[str, Any]]) -> str | None:
 def _phone(item: dict[str, Any], index: int, person_id: str, at: str) -> SourcePhone:
     """One phone of person ``person_id``; ``at`` locates it in the record for reasons."""
     number = raw_number = str(item.get("number") or "")
-    _check(f"{at}.number", number, "number", person_id)
+    _check(number, "number", person_id, "{}.number", at)
     country: str | None = None
     code = str(item.get("countryCallingCode") or "").strip().lstrip("+")
     # ASCII and short: int() refuses "²" and numbers of thousands of digits.
@@ -657,14 +670,14 @@ def _phone(item: dict[str, Any], index: int, person_id: str, at: str) -> SourceP
             # No single region (e.g. +800): keep the code in the number itself.
             number = f"+{code} {number}"
     extension = str(item.get("extension") or "").strip()
-    _check(f"{at}.extension", extension, "number", person_id)
+    _check(extension, "number", person_id, "{}.extension", at)
     if extension:
         number = f"{number} x{extension}"
     if len(number) != len(raw_number):
         # The number handed over carries the extension (or a +code): that must fit too.
-        _check(f"{at}.number as handed over", number, "number", person_id)
+        _check(number, "number", person_id, "{}.number as handed over", at)
     type_code = _type_of(item, "phoneType")
-    _check(f"{at}.type.phoneType", type_code, "phone_type", person_id)
+    _check(type_code, "phone_type", person_id, "{}.type.phoneType", at)
     preference = str(item.get("preference") or "")
     return SourcePhone(
         line=index,

@@ -558,7 +558,7 @@ def test_nudge_ethos_page_size_in_the_environment_pages_by_it(
     monkeypatch.setenv("NUDGE_ETHOS_API_KEY", KEY)
     extract = open_source(
         f"ethos:{url}", settings=Settings(_env_file=None), sleep=sleeps.append
-    ).read()  # type: ignore[call-arg]
+    ).read()
     assert len(extract.people) == 20
     assert offsets == [0, 7, 14]
     assert sandbox.stats["persons_requests"] == 3
@@ -586,7 +586,7 @@ def test_bad_ethos_settings_are_refused_naming_the_setting(
 
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=variable.removeprefix("NUDGE_").lower()):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,7 @@ def database(db_url: str, tmp_path: Path) -> Iterator[Database]:
             with engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         config = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             database_url=url,
             outbox_dir=tmp_path / "outbox",
             report_dir=tmp_path / "reports",
