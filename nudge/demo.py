@@ -228,7 +228,8 @@ def run(folder: Path, *, students: int, engine: bool) -> dict[str, Any]:
     emails = sorted(outbox.glob("*.eml")) if outbox.exists() else []
     _say(f"\nDone in {elapsed:.0f} s. Where to look:")
     _say(
-        f"  report     {out}/summary.md, data-docs/index.html (Great Expectations), "
+        f"  report     {out}/index.html (the report page, works offline), summary.md, "
+        "data-docs/index.html (Great Expectations detail), "
         "followup/<advisor>.csv, reachability.svg"
     )
     _say(
