@@ -349,6 +349,13 @@ def ensure_auto_consent(*, session: Session, numbers: Iterable[str], now: dateti
     return len(fresh)
 
 
+def by_request_key(*, session: Session, request_key: str) -> Campaign | None:
+    """The campaign an earlier identical request created (idempotent ``run_deployment``)."""
+    return session.execute(
+        select(Campaign).where(col(Campaign.request_key) == request_key)
+    ).scalar_one_or_none()
+
+
 def settled_percent(*, session: Session, campaign_id: int) -> float:
     """Share of the campaign's messages no longer open (the progress artifact)."""
     total, open_ = session.execute(

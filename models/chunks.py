@@ -181,6 +181,14 @@ def release_chunk(
     return bool(kept)
 
 
+def still_held(*, session: Session, claim: Claim) -> bool:
+    """Whether ``claim`` still holds its chunk."""
+    token = session.execute(
+        select(chunk_t.c.claim_token).where(chunk_t.c.id == claim.chunk_id)
+    ).scalar()
+    return bool(token == claim.token)
+
+
 def live_claims(
     *, session: Session, campaign_id: int, stale_before: datetime, exclude: str | None = None
 ) -> int:
@@ -253,5 +261,6 @@ __all__ = [
     "new_token",
     "next_due",
     "release_chunk",
+    "still_held",
     "worker_name",
 ]

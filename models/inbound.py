@@ -110,6 +110,14 @@ def acquire_lease(
     return True
 
 
+def mark_notified(*, session: Session, ids: Sequence[int]) -> None:
+    """These replies' notification email was handed over."""
+    for batch in chunked(sorted(set(ids))):
+        session.execute(
+            update(inbound_t).where(inbound_t.c.id.in_(list(batch))).values(notified=True)
+        )
+
+
 def lease_holder(*, session: Session, name: str) -> str | None:
     """Who holds the lease ``name`` (whatever its age), if anyone ever took it."""
     value = session.execute(select(cursor_t.c.value).where(cursor_t.c.name == name)).scalar()
@@ -754,6 +762,7 @@ __all__ = [
     "institution_consent",
     "known_sids",
     "lease_holder",
+    "mark_notified",
     "mark_read",
     "outbound_threads",
     "people_by_number",

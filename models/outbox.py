@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -405,6 +405,74 @@ def stale_sending(
     return _rows(session.execute(select(*_COLUMNS).where(*where).order_by(message_t.c.id)))
 
 
+def note_in_flight(*, session: Session, row: OutRow, now: datetime, note: str) -> None:
+    """Leave ``row`` ``sending`` (its answer was lost) with a note for whoever settles it."""
+    session.execute(
+        update(message_t)
+        .where(message_t.c.id == row.id, message_t.c.claim_token == row.claim_token)
+        .values(error_message=note[:500], updated_at=now)
+    )
+
+
+def record_delivery(*, session: Session, message_id: int, now: datetime, **changes: Any) -> bool:
+    """A delivery status for an SMS still ``sent`` (forward only: a late status never moves
+    a message back); with no ``status`` in ``changes`` it only marks the message checked."""
+    status = changes.get("status")
+    if status is not None and Status.SENT.value not in sources_of(Status(status)):
+        raise ValueError(f"a sent message cannot become {status}")
+    return bool(
+        session.execute(
+            update(message_t)
+            .where(message_t.c.id == message_id, message_t.c.status == Status.SENT.value)
+            .values(updated_at=now, **changes)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def address_notifications(*, session: Session) -> int:
+    """Reply notifications waiting for their staff member's email address get it where it is
+    known now (a later sync may have added it). Returns how many are still unaddressed."""
+    email = select(person_t.c.email).where(person_t.c.id == message_t.c.person_id)
+    session.execute(
+        update(message_t)
+        .where(
+            message_t.c.kind == Kind.NOTIFICATION.value,
+            message_t.c.to_addr.is_(None),
+            message_t.c.status == Status.PLANNED.value,
+        )
+        .values(to_addr=email.scalar_subquery())
+    )
+    return int(
+        session.execute(
+            select(func.count()).where(
+                message_t.c.kind == Kind.NOTIFICATION.value,
+                message_t.c.status == Status.PLANNED.value,
+                message_t.c.to_addr.is_(None),
+            )
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLeft:
+    """What a chunk still holds: open messages, and when the earliest deferred one is due."""
+
+    open: int
+    earliest: datetime | None
+
+
+def chunk_left(*, session: Session, chunk_id: int) -> ChunkLeft:
+    """Open messages of a chunk and its earliest ``send_after``."""
+    count, earliest = session.execute(
+        select(func.count(), func.min(message_t.c.send_after)).where(
+            message_t.c.chunk_id == chunk_id, message_t.c.status.in_(_OPEN)
+        )
+    ).one()
+    if earliest is not None and earliest.tzinfo is None:  # SQLite's aggregate skips the type
+        earliest = earliest.replace(tzinfo=UTC)
+    return ChunkLeft(int(count), earliest)
+
+
 def orphaned_sending(*, session: Session) -> list[OutRow]:
     """Campaign messages left ``sending`` where no chunk pass will look again: their
     campaign was cancelled or refused, or their chunk is done."""
@@ -704,10 +772,13 @@ def loose_counts(*, session: Session, kind: Kind) -> dict[str, int]:
 
 
 __all__ = [
+    "ChunkLeft",
     "Fence",
     "OutRow",
     "Pending",
+    "address_notifications",
     "campaign_status",
+    "chunk_left",
     "close_unsendable",
     "defer",
     "email_body",
@@ -722,9 +793,11 @@ __all__ = [
     "mark_sending",
     "mark_unknown",
     "move",
+    "note_in_flight",
     "open_chunks",
     "orphaned_sending",
     "pending",
+    "record_delivery",
     "refuse_campaign",
     "resend_unknown",
     "resume_campaign",

@@ -32,6 +32,7 @@ from domain.routing import PermissionPolicy, SenderFacts, check_sender
 from domain.templates import TemplateError, parse_template
 from models.audience import AudienceMember, resolve_audience, unknown_ids
 from models.campaigns import (
+    by_request_key,
     cancel_scheduled,
     consents_for,
     dynamic_roles,
@@ -222,11 +223,7 @@ def plan_campaign(
     try:
         with session_scope(engine) as session:
             if request_key:
-                prior = session.execute(
-                    Campaign.__table__.select().where(  # type: ignore[attr-defined]
-                        Campaign.__table__.c.request_key == request_key  # type: ignore[attr-defined]
-                    )
-                ).first()
+                prior = by_request_key(session=session, request_key=request_key)
                 if prior is not None:  # the same request again: the same campaign
                     return PlanOutcome(
                         campaign_id=prior.id, status=prior.status, send_at=prior.send_at

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -43,15 +42,17 @@ from domain.outbox import IN_FLIGHT_MARGIN, Kind, OutChannel, Status, in_flight_
 from domain.quota import message_cost, month_key
 from models.chunks import holder_is_dead, new_token, worker_name
 from models.config import load_config
-from models.messaging import InboundMessage, Message
+from models.inbound import mark_notified as notified
 from models.outbox import (
     Fence,
     OutRow,
+    address_notifications,
     close_unsendable,
     load_loose,
     mark_sending,
     mark_unknown,
     move,
+    note_in_flight,
     orphaned_sending,
     settle,
     stale_sending,
@@ -329,14 +330,7 @@ def record_retry(s: Session, row: OutRow, result: SendResult, now: datetime) -> 
 def keep_for_reconciliation(s: Session, row: OutRow, now: datetime) -> None:
     """The answer was lost and the provider's list does not show it yet: leave it
     ``sending``; whoever finds it after the in-flight bound looks it up again."""
-    s.execute(
-        update(Message.__table__)  # type: ignore[attr-defined]
-        .where(
-            Message.__table__.c.id == row.id,  # type: ignore[attr-defined]
-            Message.__table__.c.claim_token == row.claim_token,  # type: ignore[attr-defined]
-        )
-        .values(error_message="ambiguous: reconcile before resend", updated_at=now)
-    )
+    note_in_flight(session=s, row=row, now=now, note="ambiguous: reconcile before resend")
 
 
 async def reconcile_sms(env: SendEnv, gateway: SmsGateway, rows: Sequence[OutRow]) -> int:
@@ -528,8 +522,7 @@ def mark_notified(s: Session, row: OutRow) -> None:
         return
     ids = list(row.extra.get("inbound_ids") or ([row.inbound_id] if row.inbound_id else []))
     if ids:
-        t = InboundMessage.__table__  # type: ignore[attr-defined]
-        s.execute(update(t).where(t.c.id.in_(ids)).values(notified=True))
+        notified(session=s, ids=ids)
 
 
 def deliver_emails(env: SendEnv, *, kinds: Sequence[Kind], limit: int = 1000) -> LooseReport:
@@ -537,7 +530,7 @@ def deliver_emails(env: SendEnv, *, kinds: Sequence[Kind], limit: int = 1000) ->
     report = LooseReport()
     now = env.now()
     with Session(env.engine) as s:
-        _address_notifications(s)
+        address_notifications(session=s)
         s.commit()
         stale = [
             r
@@ -560,25 +553,6 @@ def deliver_emails(env: SendEnv, *, kinds: Sequence[Kind], limit: int = 1000) ->
     settle_stale_emails(env, stale)
     report.emails = send_emails(env, rows, token=new_token(env.worker), on_sent=mark_notified)
     return report
-
-
-def _address_notifications(s: Session) -> None:
-    """Reply notifications wait for the staff member's email address (a later sync may add
-    it): fill it in where it is known now."""
-    from models.people import Person
-
-    mt = Message.__table__  # type: ignore[attr-defined]
-    pt = Person.__table__  # type: ignore[attr-defined]
-    email = select(pt.c.email).where(pt.c.id == mt.c.person_id).scalar_subquery()
-    s.execute(
-        update(mt)
-        .where(
-            mt.c.kind == Kind.NOTIFICATION.value,
-            mt.c.to_addr.is_(None),
-            mt.c.status == Status.PLANNED.value,
-        )
-        .values(to_addr=email)
-    )
 
 
 #: nudge's own keyword answers may wait in the provider's queue at most this long.

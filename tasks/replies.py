@@ -39,7 +39,6 @@ from zoneinfo import ZoneInfo
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import update
 from sqlmodel import Session
 
 from adapters.twilio_errors import ErrorClass
@@ -67,15 +66,13 @@ from models.inbound import (
     sms_awaiting_status,
     write_cursor,
 )
-from models.messaging import Message
-from models.outbox import enqueue, loose_counts
+from models.outbox import address_notifications, enqueue, loose_counts, record_delivery
 from models.people_sync import refresh_sms_number
 from tasks.outbox import SendEnv, deliver_loose
 from tasks.runtime import run_logger
 
 log = logging.getLogger("nudge.replies")
 
-message_t = Message.__table__  # type: ignore[attr-defined]
 
 #: The poll cursor: the newest ``DateSent`` (Twilio's clock) of a committed listing.
 CURSOR = "inbound-messages"
@@ -529,17 +526,7 @@ def notify_staff(env: SendEnv, options: PollOptions) -> NotifyReport:
 
 def count_unaddressed(s: Session) -> int:
     """Notifications waiting because their staff member has no email address."""
-    from sqlalchemy import func, select
-
-    return int(
-        s.execute(
-            select(func.count()).where(
-                message_t.c.kind == Kind.NOTIFICATION.value,
-                message_t.c.status == Status.PLANNED.value,
-                message_t.c.to_addr.is_(None),
-            )
-        ).scalar_one()
-    )
+    return address_notifications(session=s)
 
 
 # --- 4. keyword replies ----------------------------------------------------------------
@@ -638,11 +625,8 @@ def refresh_statuses(env: SendEnv, options: PollOptions) -> StatusReport:
                     values["error_message"] = f"delivery {status}: error {provider.error_code}"
                 setattr(report, status, getattr(report, status) + 1)
                 report.statuses_updated += 1
-            s.execute(
-                update(message_t)
-                .where(message_t.c.id == sms.id, message_t.c.status == "sent")
-                .values(**values)
-            )
+            values.pop("updated_at")
+            record_delivery(session=s, message_id=sms.id, now=now, **values)
             if provider is None or status in (None, "delivered") or not sms.to_addr:
                 continue
             error = provider.error_class

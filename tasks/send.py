@@ -36,13 +36,12 @@ from datetime import datetime, timedelta
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from adapters.twilio_gateway import SendOutcome, SendResult, SmsGateway
 from domain.campaign import effective_consent
 from domain.config import OptOutScope, SmsConfig
-from domain.outbox import OPEN, Kind, OutChannel, Status, values
+from domain.outbox import CampaignStatus, Kind, OutChannel, Status
 from domain.quiet_hours import (
     next_allowed,
     parse_window,
@@ -58,13 +57,15 @@ from models.campaigns import (
     ensure_auto_consent,
     texted_numbers,
 )
-from models.chunks import Claim, release_chunk
+from models.chunks import Claim, release_chunk, still_held
 from models.config import load_config
 from models.consent import INSTITUTION, set_consent
-from models.messaging import Campaign, Message, SenderNumber
+from models.messaging import Campaign
 from models.outbox import (
     Fence,
     OutRow,
+    campaign_status,
+    chunk_left,
     defer,
     enqueue,
     finish_campaign,
@@ -103,12 +104,6 @@ from tasks.runtime import in_prefect_run, run_logger
 from tasks.sender_numbers import SenderNumberConflict, ensure_sender_number
 
 log = logging.getLogger("nudge.send")
-
-message_t = Message.__table__  # type: ignore[attr-defined]
-campaign_t = Campaign.__table__  # type: ignore[attr-defined]
-sender_t = SenderNumber.__table__  # type: ignore[attr-defined]
-
-_OPEN = values(OPEN)
 
 
 @dataclass(slots=True)
@@ -465,21 +460,12 @@ class ChunkSender:
 
     def _still_ours(self) -> bool:
         with Session(self.env.engine) as s:
-            from models.messaging import SendChunk
-
-            token = s.execute(
-                select(SendChunk.__table__.c.claim_token).where(  # type: ignore[attr-defined]
-                    SendChunk.__table__.c.id == self.claim.chunk_id  # type: ignore[attr-defined]
-                )
-            ).scalar()
-        return bool(token == self.claim.token)
+            return still_held(session=s, claim=self.claim)
 
     def _stopped(self) -> bool:
         with Session(self.env.engine) as s:
-            status = s.execute(
-                select(campaign_t.c.status).where(campaign_t.c.id == self.campaign_id)
-            ).scalar()
-        if status != "sending":
+            status = campaign_status(session=s, campaign_id=self.campaign_id)
+        if status != CampaignStatus.SENDING:
             self.report.stopped = self.report.stopped or f"campaign is {status}"
             return True
         return False
@@ -662,31 +648,23 @@ class ChunkSender:
             return
         now = self.env.now()
         with Session(self.env.engine) as s:
-            left = s.execute(
-                select(func.count(), func.min(message_t.c.send_after)).where(
-                    message_t.c.chunk_id == self.claim.chunk_id,
-                    message_t.c.status.in_(_OPEN),
-                )
-            ).one()
-            remaining, earliest = int(left[0]), left[1]
-            done = remaining == 0 or (self.report.stopped is not None and self._campaign_over(s))
+            left = chunk_left(session=s, chunk_id=self.claim.chunk_id)
+            over = campaign_status(session=s, campaign_id=self.campaign_id) in (
+                CampaignStatus.REFUSED,
+                CampaignStatus.CANCELLED,
+            )
+            done = left.open == 0 or (self.report.stopped is not None and over)
             not_before = None
             if not done:
-                candidates = [t for t in (earliest, self.retry_at) if t is not None]
+                candidates = [t for t in (left.earliest, self.retry_at) if t is not None]
                 not_before = max(candidates) if candidates else None
-                if earliest is not None and earliest <= now and self.retry_at is None:
+                if left.earliest is not None and left.earliest <= now and self.retry_at is None:
                     not_before = None
             release_chunk(session=s, claim=self.claim, done=done, not_before=not_before)
             self.report.done = done
             if done:
                 finish_campaign(session=s, campaign_id=self.campaign_id, now=now)
                 s.commit()
-
-    def _campaign_over(self, s: Session) -> bool:
-        status = s.execute(
-            select(campaign_t.c.status).where(campaign_t.c.id == self.campaign_id)
-        ).scalar()
-        return status in ("refused", "cancelled")
 
 
 async def send_chunk_async(
