@@ -40,7 +40,6 @@ from models.chunks import (
     next_due,
     release_chunk,
 )
-from models.db import make_engine
 from models.outbox import finish_idle_campaigns
 from nudge.settings import Settings
 from tasks.outbox import SendEnv, deliver_loose, settle_orphans
@@ -161,32 +160,17 @@ def backoff(failures: int) -> timedelta:
 def work(
     settings: Settings,
     *,
+    env: SendEnv,
     campaign_id: int | None = None,
     engine: bool = False,
-    env: SendEnv | None = None,
     max_chunks: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     poll_s: float = 1.0,
     only_unattended: bool = False,
     on_chunk: Callable[[], None] | None = None,
 ) -> WorkReport:
-    """Claim due chunks (of one campaign, or of any) and send them until none is left."""
-    if env is None:
-        own = SendEnv.from_settings(settings, make_engine(settings.database_url))
-        try:
-            return work(
-                settings,
-                campaign_id=campaign_id,
-                engine=engine,
-                env=own,
-                max_chunks=max_chunks,
-                should_stop=should_stop,
-                poll_s=poll_s,
-                only_unattended=only_unattended,
-                on_chunk=on_chunk,
-            )
-        finally:
-            own.engine.dispose()
+    """Claim due chunks (of one campaign, or of any) and send them until none is left
+    (``flows/send_campaign.work`` builds ``env`` when the caller has none)."""
     step = stepper(engine)
     report = WorkReport()
     stale = timedelta(seconds=settings.claim_stale_s)
