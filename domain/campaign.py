@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from domain.audience import AudienceFilter
-from domain.config import OptOutScope, SmsConfig
+from domain.config import SmsConfig
+from domain.consent import StoredConsent, effective_consent
 from domain.quiet_hours import parse_window, recipient_timezone
 from domain.quota import message_cost
 from domain.routing import (
     Channel,
-    ConsentSource,
     ConsentState,
     Decision,
     RecipientFacts,
@@ -91,14 +91,6 @@ class Member:
     sms_e164: str | None
     sms_reason: str | None
     values: Mapping[str, str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredConsent:
-    """A stored consent row: status and source strings as the database keeps them."""
-
-    status: str
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,35 +169,6 @@ def send_at_problem(send_at: datetime | None, *, now: datetime, timezone: str) -
 
 class PlanRefused(ValueError):
     """The request cannot be planned; the message says what to change."""
-
-
-_CONSENT_STATES = {s.value: s for s in ConsentState}
-_CONSENT_SOURCES = {s.value: s for s in ConsentSource}
-
-
-def effective_consent(
-    institution: StoredConsent | None,
-    sender: StoredConsent | None,
-    scope: OptOutScope,
-) -> tuple[ConsentState, ConsentSource | None]:
-    """Resolve the consent that applies to one sender texting one number.
-
-    An institution-wide opt-out or review pause always wins. With per-sender scope, a row
-    for this sender comes next; otherwise the institution row decides.
-    """
-    chosen = institution
-    blocked = institution is not None and institution.status in {
-        ConsentState.OPTED_OUT,
-        ConsentState.PAUSED_FOR_REVIEW,
-    }
-    if not blocked and sender is not None and scope == OptOutScope.sender:
-        chosen = sender
-    if chosen is None:
-        return ConsentState.UNKNOWN, None
-    return (
-        _CONSENT_STATES.get(chosen.status, ConsentState.UNKNOWN),
-        _CONSENT_SOURCES.get(chosen.source),
-    )
 
 
 def check_lengths(bodies: Sequence[tuple[str, str]]) -> None:

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from domain.keywords import DEFAULT_KEYWORD_LANGUAGES, DEFAULT_REVOCATION_PHRASES, check_languages
+from domain.keywords import DEFAULT_KEYWORD_LANGUAGES, check_languages
 from domain.quiet_hours import parse_window
 from domain.quota import QuotaUnit
+from domain.revocation import DEFAULT_REVOCATION_PHRASES
 
 
 class PhoneKind(StrEnum):

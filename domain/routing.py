@@ -236,6 +236,31 @@ _EXPLAIN = {
 }
 
 
+def consent_block(consent: ConsentState | str | None, *, auto_opt_in: bool) -> Reason | None:
+    """Whether consent lets a number be texted: ``None`` when it does, else why not.
+
+    The one SMS consent gate: the router, the send path (re-checked at send time) and the
+    data-quality figures all call it. ``consent`` is the state that applies (see
+    :func:`domain.consent.effective_consent`); ``==``, not ``is``, because callers may pass the
+    plain strings stored in the database (``None``: never asked). An opt-out and a review
+    pause block whatever the auto opt-in setting; a number never asked is textable only
+    under auto opt-in.
+    """
+    if consent == ConsentState.OPTED_OUT:
+        return Reason.OPTED_OUT
+    if consent == ConsentState.PAUSED_FOR_REVIEW:
+        return Reason.REVIEW_PENDING
+    if relies_on_auto_opt_in(consent) and not auto_opt_in:
+        return Reason.NOT_OPTED_IN
+    return None
+
+
+def relies_on_auto_opt_in(consent: ConsentState | str | None) -> bool:
+    """Whether texting under ``consent`` rests on auto opt-in (nobody opted in explicitly),
+    so that sending records an ``auto`` opt-in in the audit trail."""
+    return consent != ConsentState.OPTED_IN
+
+
 def route(
     r: RecipientFacts,
     *,
@@ -256,15 +281,10 @@ def route(
         raise ValueError("now must be a timezone-aware datetime")
     if r.sms_e164 is None:
         return _fallback(r, Reason.NO_SMS_NUMBER, r.no_sms_reason, None)
-    # ``==``, not ``is``: callers may pass the plain strings stored in the database.
-    consent = r.consent
-    if consent == ConsentState.OPTED_OUT:
-        return _fallback(r, Reason.OPTED_OUT, None, r.consent_source)
-    if consent == ConsentState.PAUSED_FOR_REVIEW:
-        return _fallback(r, Reason.REVIEW_PENDING, None, r.consent_source)
-    auto = consent != ConsentState.OPTED_IN
-    if auto and not policy.auto_opt_in:
-        return _fallback(r, Reason.NOT_OPTED_IN, None, r.consent_source)
+    blocked = consent_block(r.consent, auto_opt_in=policy.auto_opt_in)
+    if blocked is not None:
+        return _fallback(r, blocked, None, r.consent_source)
+    auto = relies_on_auto_opt_in(r.consent)
     notice = not r.texted_before
     total = cost + notice_cost if notice else cost
     if quota_left is not None and quota_left < total:

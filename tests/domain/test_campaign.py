@@ -9,12 +9,11 @@ import pytest
 from domain.campaign import (
     Member,
     PlanRefused,
-    StoredConsent,
     check_lengths,
-    effective_consent,
     plan_recipients,
 )
 from domain.config import OptOutScope, SmsConfig
+from domain.consent import StoredConsent, effective_consent
 from domain.routing import Channel, ConsentSource, ConsentState, Reason
 from domain.templates import parse_template
 

@@ -7,18 +7,16 @@ import pytest
 from domain.config import ConfigError, SmsConfig, apply_setting
 from domain.keywords import (
     DEFAULT_KEYWORD_LANGUAGES,
-    DEFAULT_REVOCATION_PHRASES,
     KEYWORDS,
     NOT_NEAR_MISSES,
     OPT_OUT_VARIANTS,
     Keyword,
     check_languages,
     classify_keyword,
-    detect_revocation,
     fold,
     near_miss,
-    normalize_text,
 )
+from domain.revocation import DEFAULT_REVOCATION_PHRASES, detect_revocation, normalize_text
 
 #: One row per keyword per language, as the tables in domain/keywords.py and docs/replies.md
 #: list them: (language, keyword, kind). ``test_every_listed_keyword_has_a_row`` keeps the

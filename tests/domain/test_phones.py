@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -19,201 +20,250 @@ from domain.phones import (
     shared_numbers,
 )
 
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One raw value as an SIS extract holds it, and what parse_phone must say about it."""
+
+    raw: str
+    e164: str | None
+    line_type: str | None
+    valid: bool
+    reason: RejectReason | None
+    sms_capable: bool
+    country: str | None = None  # the row's country column
+    sms_slot: bool = True  # the number sits in a slot we would text (a cell)
+
+
 PARSE_CASES = [
-    # id, raw, country, sms_slot, e164, line_type, valid, reason, sms_capable
-    (
-        "us-parens",
-        "(212) 867-5309",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="(212) 867-5309",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="us-parens",
     ),
-    (
-        "us-dots",
-        "212.867.5309",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="212.867.5309",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="us-dots",
     ),
-    (
-        "us-plus-one",
-        "+1 212 867 5309",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="+1 212 867 5309",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="us-plus-one",
     ),
-    (
-        "us-leading-1",
-        "1-212-867-5309",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="1-212-867-5309",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="us-leading-1",
     ),
-    (
-        "surrounding-space",
-        "  2128675309 ",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="  2128675309 ",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="surrounding-space",
     ),
-    (
-        "row-country-gb-mobile",
-        "07911 123456",
-        "GB",
-        True,
-        "+447911123456",
-        "MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="07911 123456",
+            country="GB",
+            e164="+447911123456",
+            line_type="MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="row-country-gb-mobile",
     ),
-    (
-        "row-country-lowercase",
-        "07911 123456",
-        "gb",
-        True,
-        "+447911123456",
-        "MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="07911 123456",
+            country="gb",
+            e164="+447911123456",
+            line_type="MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="row-country-lowercase",
     ),
-    (
-        "plus-ignores-default",
-        "+44 7911 123456",
-        None,
-        True,
-        "+447911123456",
-        "MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="+44 7911 123456",
+            e164="+447911123456",
+            line_type="MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="plus-ignores-default",
     ),
-    (
-        "gb-landline-not-sms",
-        "020 7183 8750",
-        "GB",
-        True,
-        "+442071838750",
-        "FIXED_LINE",
-        True,
-        None,
-        False,
+    pytest.param(
+        Parsed(
+            raw="020 7183 8750",
+            country="GB",
+            e164="+442071838750",
+            line_type="FIXED_LINE",
+            valid=True,
+            reason=None,
+            sms_capable=False,
+        ),
+        id="gb-landline-not-sms",
     ),
-    (
-        "toll-free-not-sms",
-        "1-800-555-1234",
-        None,
-        True,
-        "+18005551234",
-        "TOLL_FREE",
-        True,
-        None,
-        False,
+    pytest.param(
+        Parsed(
+            raw="1-800-555-1234",
+            e164="+18005551234",
+            line_type="TOLL_FREE",
+            valid=True,
+            reason=None,
+            sms_capable=False,
+        ),
+        id="toll-free-not-sms",
     ),
-    (
-        "decline-to-state",
-        "Decline to state",
-        None,
-        True,
-        None,
-        None,
-        False,
-        RejectReason.unparseable,
-        False,
+    pytest.param(
+        Parsed(
+            raw="Decline to state",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.unparseable,
+            sms_capable=False,
+        ),
+        id="decline-to-state",
     ),
-    ("n-a", "N/A", None, True, None, None, False, RejectReason.unparseable, False),
-    ("blank", "   ", None, True, None, None, False, RejectReason.blank, False),
-    ("seven-digits", "867-5309", None, True, None, None, False, RejectReason.too_short, False),
-    ("two-digits", "12", None, True, None, None, False, RejectReason.too_short, False),
-    (
-        "invalid-area-code",
-        "(099) 867-5309",
-        None,
-        True,
-        None,
-        None,
-        False,
-        RejectReason.invalid,
-        False,
+    pytest.param(
+        Parsed(
+            raw="N/A",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.unparseable,
+            sms_capable=False,
+        ),
+        id="n-a",
     ),
-    (
-        "unknown-country",
-        "212 867 5309",
-        "ZZ",
-        True,
-        None,
-        None,
-        False,
-        RejectReason.unknown_country,
-        False,
+    pytest.param(
+        Parsed(
+            raw="   ",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.blank,
+            sms_capable=False,
+        ),
+        id="blank",
     ),
-    (
-        "extension-in-sms-slot",
-        "212-867-5309 x204",
-        None,
-        True,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        False,
-        RejectReason.extension_in_sms_slot,
-        False,
+    pytest.param(
+        Parsed(
+            raw="867-5309",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.too_short,
+            sms_capable=False,
+        ),
+        id="seven-digits",
     ),
-    (
-        "extension-elsewhere-kept",
-        "212-867-5309 x204",
-        None,
-        False,
-        "+12128675309",
-        "FIXED_LINE_OR_MOBILE",
-        True,
-        None,
-        True,
+    pytest.param(
+        Parsed(
+            raw="12",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.too_short,
+            sms_capable=False,
+        ),
+        id="two-digits",
+    ),
+    pytest.param(
+        Parsed(
+            raw="(099) 867-5309",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.invalid,
+            sms_capable=False,
+        ),
+        id="invalid-area-code",
+    ),
+    pytest.param(
+        Parsed(
+            raw="212 867 5309",
+            country="ZZ",
+            e164=None,
+            line_type=None,
+            valid=False,
+            reason=RejectReason.unknown_country,
+            sms_capable=False,
+        ),
+        id="unknown-country",
+    ),
+    pytest.param(
+        Parsed(
+            raw="212-867-5309 x204",
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=False,
+            reason=RejectReason.extension_in_sms_slot,
+            sms_capable=False,
+        ),
+        id="extension-in-sms-slot",
+    ),
+    pytest.param(
+        Parsed(
+            raw="212-867-5309 x204",
+            sms_slot=False,
+            e164="+12128675309",
+            line_type="FIXED_LINE_OR_MOBILE",
+            valid=True,
+            reason=None,
+            sms_capable=True,
+        ),
+        id="extension-elsewhere-kept",
     ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("raw", "country", "sms_slot", "e164", "line_type", "valid", "reason", "sms_capable"),
-    [pytest.param(*case[1:], id=case[0]) for case in PARSE_CASES],
-)
-def test_parse_phone(
-    raw: str,
-    country: str | None,
-    sms_slot: bool,
-    e164: str | None,
-    line_type: str | None,
-    valid: bool,
-    reason: RejectReason | None,
-    sms_capable: bool,
-) -> None:
-    parsed = parse_phone(raw, country=country, default_region="US", sms_slot=sms_slot)
+@pytest.mark.parametrize("case", PARSE_CASES)
+def test_parse_phone(case: Parsed) -> None:
+    parsed = parse_phone(
+        case.raw, country=case.country, default_region="US", sms_slot=case.sms_slot
+    )
     assert (parsed.e164, parsed.line_type, parsed.valid, parsed.reason, parsed.sms_capable) == (
-        e164,
-        line_type,
-        valid,
-        reason,
-        sms_capable,
+        case.e164,
+        case.line_type,
+        case.valid,
+        case.reason,
+        case.sms_capable,
     )
 
 

@@ -8,16 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.quality import (
-    AlertDecision,
-    FollowUp,
-    GroupCount,
-    Outcome,
-    SummaryInput,
-    TrendPoint,
-    render_reachability_svg,
-)
-from domain.quality_html import PageInput, href, render_report_html
+from domain.quality.alerts import AlertDecision, TrendPoint
+from domain.quality.chart import render_reachability_svg
+from domain.quality.followups import FollowUp
+from domain.quality.html import PageInput, href, render_report_html
+from domain.quality.metrics import GroupCount
+from domain.quality.outcomes import Outcome
+from domain.quality.render import SummaryInput
 
 NOW = datetime(2025, 9, 1, 6, 0, tzinfo=UTC)
 EVIL = '<script>alert("x")</script>'

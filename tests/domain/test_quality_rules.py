@@ -6,33 +6,26 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from domain.config import SmsConfig
-from domain.quality import (
+from domain.names import display_name
+from domain.quality.alerts import (
     AlertDecision,
-    Outcome,
-    Snapshot,
-    SnapshotError,
-    SummaryInput,
     TrendPoint,
-    advisor_file_stem,
-    breakdown,
     changes,
     decide_alert,
-    derive,
-    display_name,
-    followups,
-    measure,
-    render_reachability_svg,
-    render_summary,
-    requirement_text,
-    sms_block,
     suite_overrides,
     trend,
 )
+from domain.quality.chart import render_reachability_svg
+from domain.quality.followups import advisor_file_stem, followups
+from domain.quality.metrics import breakdown, derive, measure, sms_block
+from domain.quality.outcomes import Outcome, requirement_text
+from domain.quality.render import SummaryInput, render_summary
+from domain.quality.snapshot import Snapshot, SnapshotError
 from domain.routing import Channel, ConsentState, RecipientFacts, RoutingPolicy, route
 
 NOW = datetime(2025, 9, 1, 6, 0, tzinfo=UTC)
@@ -42,42 +35,46 @@ def previous(students: int, reachable: int) -> dict[str, object]:
     return {"students": students, "sms_reachable": reachable}
 
 
+class Alert(NamedTuple):
+    """One reachability figure against the thresholds, and whether it must alert, and why."""
+
+    students: int
+    reachable: int
+    alert: bool
+    reasons: tuple[str, ...] = ()
+    previous: dict[str, object] | None = None  # the last run's metrics
+    threshold: float = 0.95  # the default alert threshold (share of students reachable)
+    drop_points: float = 2.0  # the default largest drop, in points, since the last run
+
+
 ALERT_CASES = [
-    # id, students, reachable, previous, threshold, drop, alert, reasons
-    ("exactly-at-threshold", 100, 95, None, 0.95, 2.0, False, ()),
-    ("one-under-threshold", 100, 94, None, 0.95, 2.0, True, ("below_threshold",)),
-    ("exact-fraction-19-of-20", 20, 19, None, 0.95, 2.0, False, ()),
-    ("large-population-just-under", 100_000, 94_999, None, 0.95, 2.0, True, ("below_threshold",)),
-    ("drop-exactly-at-limit", 100, 96, previous(100, 98), 0.95, 2.0, False, ()),
-    ("drop-just-over-limit", 10_000, 9_599, previous(100, 98), 0.95, 2.0, True, ("dropped",)),
-    ("drop-and-below", 100, 90, previous(100, 99), 0.95, 2.0, True, ("below_threshold", "dropped")),
-    ("rise-is-fine", 100, 99, previous(100, 95), 0.95, 2.0, False, ()),
-    ("lower-threshold-configured", 100, 91, None, 0.90, 2.0, False, ()),
-    ("drop-limit-configured", 100, 97, previous(100, 98), 0.95, 0.5, True, ("dropped",)),
-    ("previous-pct-only", 100, 96, {"sms_reachable_pct": 98.5}, 0.95, 2.0, True, ("dropped",)),
-    ("previous-without-students", 100, 96, {"students": 0, "sms_reachable": 0}, 0.95, 2.0, False, ()),
-    ("no-students-no-alert", 0, 0, previous(100, 99), 0.95, 2.0, False, ()),
+    pytest.param(Alert(students=100, reachable=95, alert=False), id="exactly-at-threshold"),
+    pytest.param(Alert(students=100, reachable=94, alert=True, reasons=("below_threshold",)), id="one-under-threshold"),
+    pytest.param(Alert(students=20, reachable=19, alert=False), id="exact-fraction-19-of-20"),
+    pytest.param(Alert(students=100_000, reachable=94_999, alert=True, reasons=("below_threshold",)), id="large-population-just-under"),
+    pytest.param(Alert(students=100, reachable=96, previous=previous(100, 98), alert=False), id="drop-exactly-at-limit"),
+    pytest.param(Alert(students=10_000, reachable=9_599, previous=previous(100, 98), alert=True, reasons=("dropped",)), id="drop-just-over-limit"),
+    pytest.param(Alert(students=100, reachable=90, previous=previous(100, 99), alert=True, reasons=("below_threshold", "dropped")), id="drop-and-below"),
+    pytest.param(Alert(students=100, reachable=99, previous=previous(100, 95), alert=False), id="rise-is-fine"),
+    pytest.param(Alert(students=100, reachable=91, threshold=0.90, alert=False), id="lower-threshold-configured"),
+    pytest.param(Alert(students=100, reachable=97, previous=previous(100, 98), drop_points=0.5, alert=True, reasons=("dropped",)), id="drop-limit-configured"),
+    pytest.param(Alert(students=100, reachable=96, previous={"sms_reachable_pct": 98.5}, alert=True, reasons=("dropped",)), id="previous-pct-only"),
+    pytest.param(Alert(students=100, reachable=96, previous={"students": 0, "sms_reachable": 0}, alert=False), id="previous-without-students"),
+    pytest.param(Alert(students=0, reachable=0, previous=previous(100, 99), alert=False), id="no-students-no-alert"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("students", "reachable", "prev", "threshold", "drop", "alert", "reasons"),
-    [pytest.param(*row[1:], id=row[0]) for row in ALERT_CASES],
-)
-def test_alert_fires_only_past_the_thresholds(
-    students: int,
-    reachable: int,
-    prev: dict[str, object] | None,
-    threshold: float,
-    drop: float,
-    alert: bool,
-    reasons: tuple[str, ...],
-) -> None:
+@pytest.mark.parametrize("case", ALERT_CASES)
+def test_alert_fires_only_past_the_thresholds(case: Alert) -> None:
     decision = decide_alert(
-        students=students, reachable=reachable, previous=prev, threshold=threshold, drop_points=drop
+        students=case.students,
+        reachable=case.reachable,
+        previous=case.previous,
+        threshold=case.threshold,
+        drop_points=case.drop_points,
     )
-    assert (decision.alert, decision.reasons) == (alert, reasons)
-    assert bool(decision.message) == alert
+    assert (decision.alert, decision.reasons) == (case.alert, case.reasons)
+    assert bool(decision.message) == case.alert
 
 
 def test_alert_message_says_why_in_numbers() -> None:
@@ -89,37 +86,43 @@ def test_alert_message_says_why_in_numbers() -> None:
     assert "fell 9.0 points" in decision.message and "99.0% → 90.0%" in decision.message
 
 
+class Block(NamedTuple):
+    """A student's number, consent and carrier state, and why they cannot be texted (None:
+    they can)."""
+
+    e164: str | None
+    consent: str | None  # as stored
+    auto_opt_in: bool
+    blocked: str | None
+    disabled_by_carrier: bool = False
+
+
 BLOCK_CASES = [
-    # id, e164, consent (as stored), carrier, auto_opt_in, expected
-    ("reachable-opted-in", "+12125550100", "opted_in", False, True, None),
-    ("reachable-auto-opt-in", "+12125550100", None, False, True, None),
-    ("no-number", None, None, False, True, "no_number"),
-    ("opted-out", "+12125550100", "opted_out", False, True, "opted_out"),
+    pytest.param(Block(e164="+12125550100", consent="opted_in", auto_opt_in=True, blocked=None), id="reachable-opted-in"),
+    pytest.param(Block(e164="+12125550100", consent=None, auto_opt_in=True, blocked=None), id="reachable-auto-opt-in"),
+    pytest.param(Block(e164=None, consent=None, auto_opt_in=True, blocked="no_number"), id="no-number"),
+    pytest.param(Block(e164="+12125550100", consent="opted_out", auto_opt_in=True, blocked="opted_out"), id="opted-out"),
     # The stored state is ConsentState.PAUSED_FOR_REVIEW ("paused_for_review"): such a
     # student cannot be texted, whether or not auto opt-in would otherwise let them be.
-    ("paused-for-review-auto-on", "+12125550100", "paused_for_review", False, True,
-     "paused_for_review"),
-    ("paused-for-review-auto-off", "+12125550100", "paused_for_review", False, False,
-     "paused_for_review"),
-    ("unknown-auto-on", "+12125550100", "unknown", False, True, None),
-    ("unknown-auto-off", "+12125550100", "unknown", False, False, "not_opted_in"),
-    ("never-asked-auto-off", "+12125550100", None, False, False, "not_opted_in"),
-    ("opted-in-auto-off", "+12125550100", "opted_in", False, False, None),
-    ("carrier-wins-over-consent", "+12125550100", "opted_in", True, True, "carrier_disabled"),
+    pytest.param(Block(e164="+12125550100", consent="paused_for_review", auto_opt_in=True, blocked="paused_for_review"), id="paused-for-review-auto-on"),
+    pytest.param(Block(e164="+12125550100", consent="paused_for_review", auto_opt_in=False, blocked="paused_for_review"), id="paused-for-review-auto-off"),
+    pytest.param(Block(e164="+12125550100", consent="unknown", auto_opt_in=True, blocked=None), id="unknown-auto-on"),
+    pytest.param(Block(e164="+12125550100", consent="unknown", auto_opt_in=False, blocked="not_opted_in"), id="unknown-auto-off"),
+    pytest.param(Block(e164="+12125550100", consent=None, auto_opt_in=False, blocked="not_opted_in"), id="never-asked-auto-off"),
+    pytest.param(Block(e164="+12125550100", consent="opted_in", auto_opt_in=False, blocked=None), id="opted-in-auto-off"),
+    pytest.param(Block(e164="+12125550100", consent="opted_in", disabled_by_carrier=True, auto_opt_in=True, blocked="carrier_disabled"), id="carrier-wins-over-consent"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("e164", "consent", "carrier", "auto", "expected"),
-    [pytest.param(*row[1:], id=row[0]) for row in BLOCK_CASES],
-)
-def test_sms_block_reasons(
-    e164: str | None, consent: str | None, carrier: bool, auto: bool, expected: str | None
-) -> None:
+@pytest.mark.parametrize("case", BLOCK_CASES)
+def test_sms_block_reasons(case: Block) -> None:
     got = sms_block(
-        sms_e164=e164, consent_status=consent, disabled_by_carrier=carrier, auto_opt_in=auto
+        sms_e164=case.e164,
+        consent_status=case.consent,
+        disabled_by_carrier=case.disabled_by_carrier,
+        auto_opt_in=case.auto_opt_in,
     )
-    assert got == expected
+    assert got == case.blocked
 
 
 @pytest.mark.parametrize("state", [*ConsentState, None])
@@ -266,7 +269,7 @@ def test_followups_list_each_problem_with_its_fix_and_masked_numbers() -> None:
     assert all(r.fix == f"fix {r.problem}" for r in rows)
     by = {(r.student_id, r.problem): r for r in rows}
     assert by[("S4", "shared_numbers")].advisor == "unassigned"
-    assert by[("S5", "shared_numbers")].name == "Flor (Flo) Ruiz"
+    assert by[("S5", "shared_numbers")].name == "Flor Ruiz"
     assert "+1******0199" in by[("S4", "shared_numbers")].what
     assert "***0102" in by[("S2", "valid_numbers")].what
     assert "unreachable" in by[("S2", "has_email")].what
@@ -299,9 +302,13 @@ def test_advisor_file_names_are_safe(advisor: str, stem: str) -> None:
 
 
 def test_display_names() -> None:
-    assert display_name("Flo", "Ruiz", "Flor") == "Flor (Flo) Ruiz"
-    assert display_name("Flo", "Ruiz", "Flo") == "Flo Ruiz"
-    assert display_name(None, "Ruiz", None) == "Ruiz"
+    # One rule everywhere (domain.names): preferred, else first, then last; the SIS id
+    # when there is no name at all.
+    assert display_name("Flo", "Flor", "Ruiz") == "Flor Ruiz"
+    assert display_name("Flo", "Flo", "Ruiz") == "Flo Ruiz"
+    assert display_name("Flo", "  ", " Ruiz ") == "Flo Ruiz"
+    assert display_name(None, None, "Ruiz") == "Ruiz"
+    assert display_name(None, None, None, "S0001") == "S0001"
 
 
 def test_breakdown_by_program_and_advisor_worst_first() -> None:

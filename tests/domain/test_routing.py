@@ -340,7 +340,9 @@ def test_route_refuses_naive_now() -> None:
         route(STUDENT, policy=POLICY, quota_left=1, cost=1, now=datetime(2026, 11, 10, 15))  # noqa: DTZ001
 
 
-def test_route_is_pure() -> None:
+def test_route_depends_only_on_its_arguments() -> None:
+    # Same values, same decision; another `now`, another decision. That domain/ imports
+    # nothing impure is checked on the source itself, in test_purity.py.
     first = route(STUDENT, policy=POLICY, quota_left=5, cost=1, now=NIGHT)
     again = route(STUDENT, policy=POLICY, quota_left=5, cost=1, now=NIGHT)
     assert first == again
