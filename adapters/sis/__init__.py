@@ -14,36 +14,26 @@ from adapters.sis.base import SourceError
 
 if TYPE_CHECKING:
     from adapters.sis.base import SisSource
-    from adapters.sis.ethos_source import EthosConfig
-    from nudge.settings import Settings
+    from adapters.sis.ethos_config import EthosConfig
 
 SCHEMES = ("csv", "ethos")
 
 
-def ethos_config(settings: Settings) -> EthosConfig:
-    """The Ethos source's own config from settings: ``NUDGE_ETHOS_API_KEY``,
-    ``NUDGE_ETHOS_ID_CREDENTIAL``, ``NUDGE_ETHOS_PAGE_SIZE``, ``NUDGE_ETHOS_TIMEOUT_S`` and
-    ``NUDGE_ETHOS_MAX_ATTEMPTS``."""
-    from adapters.sis.ethos_source import EthosConfig, RetryPolicy
-
-    return EthosConfig(
-        api_key=settings.ethos_api_key,
-        id_credential=settings.ethos_id_credential,
-        page_size=settings.ethos_page_size,
-        timeout_s=settings.ethos_timeout_s,
-        retry=RetryPolicy(max_attempts=settings.ethos_max_attempts),
-    )
-
-
 def open_source(
-    spec: str, *, settings: Settings, encoding: str | None = None, **knobs: Any
+    spec: str,
+    *,
+    ethos: EthosConfig | None = None,
+    encoding: str | None = None,
+    **knobs: Any,
 ) -> SisSource:
     """Open ``csv:PATH`` or ``ethos:URL``; nothing is read until ``.read()``.
 
-    ``encoding`` applies to CSV files that are not UTF-8. An Ethos source is configured from
-    ``settings`` (:func:`ethos_config`); ``knobs`` override that (``id_credential``,
-    ``page_size``, ``timeout_s``, ``retry``, ``api_key``) or are for tests (``transport``,
-    ``sleep``). Raises :class:`SourceError` for a spec that names no known scheme.
+    ``encoding`` applies to CSV files that are not UTF-8. An Ethos source is configured by
+    ``ethos`` (built by ``nudge.wiring``; the defaults of
+    :class:`~adapters.sis.ethos_config.EthosConfig`, which carry no API key, when not
+    given); ``knobs`` override that (``id_credential``, ``page_size``, ``timeout_s``,
+    ``retry``, ``api_key``) or are for tests (``transport``, ``sleep``). Raises
+    :class:`SourceError` for a spec that names no known scheme.
     """
     scheme, sep, target = spec.partition(":")
     scheme = scheme.strip().lower()
@@ -63,4 +53,4 @@ def open_source(
         raise SourceError("--encoding applies to csv: sources only (Ethos sends JSON)")
     from adapters.sis.ethos_source import EthosSource
 
-    return EthosSource(target, config=ethos_config(settings), **knobs)
+    return EthosSource(target, config=ethos, **knobs)

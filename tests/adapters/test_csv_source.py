@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.sis import open_source
 from adapters.sis.base import PERSON_FIELDS, SourceError, SourceFormatError
-from adapters.sis.csv_source import FIELD_HARD_CAP, CsvSource
-from adapters.sis.ethos_source import EthosSource, RetryPolicy
+from adapters.sis.csv_source import CsvSource
+from adapters.sis.csv_table import FIELD_HARD_CAP
+from adapters.sis.ethos_config import EthosConfig, RetryPolicy
+from adapters.sis.ethos_source import EthosSource
 from nudge.settings import Settings
+from nudge.wiring import sis_source
 
 PEOPLE_HEADER = (
     "person_id,role,first_name,last_name,preferred_name,email,status,program,degree,"
@@ -405,14 +409,14 @@ def test_raw_changes_when_a_cell_changes(tmp_path: Path) -> None:
 
 def test_open_source_csv(tmp_path: Path) -> None:
     write(tmp_path, [STUDENT], [])
-    source = open_source(f"csv:{tmp_path}", settings=Settings(_env_file=None), encoding="utf-8")
+    source = sis_source(f"csv:{tmp_path}", Settings(_env_file=None), encoding="utf-8")
     assert source.describe() == f"csv:{tmp_path}"
     assert [p.person_id for p in source.read().people] == ["A001"]
 
 
 def test_open_source_ethos_takes_the_key_from_settings() -> None:
     settings = Settings(_env_file=None, ethos_api_key="k3y")
-    source = open_source("ethos:https://sis.example.edu/", settings=settings, page_size=50)
+    source = sis_source("ethos:https://sis.example.edu/", settings, page_size=50)
     assert source.describe() == "ethos:https://sis.example.edu"
 
 
@@ -432,7 +436,7 @@ def test_open_source_refuses_bad_specs(
 ) -> None:
     settings = Settings(_env_file=None, ethos_api_key=api_key)
     with pytest.raises(SourceError, match=re.escape(message)):
-        open_source(spec, settings=settings, encoding=encoding)
+        sis_source(spec, settings, encoding=encoding)
 
 
 def test_open_source_ethos_is_configured_by_settings_and_knobs_win() -> None:
@@ -440,19 +444,28 @@ def test_open_source_ethos_is_configured_by_settings_and_knobs_win() -> None:
         _env_file=None, ethos_api_key="k3y", ethos_page_size=7, ethos_id_credential="elevateId",
         ethos_max_attempts=2,
     )  # fmt: skip
-    source = open_source("ethos:https://sis.example.edu", settings=settings, timeout_s=3.0)
+    source = sis_source("ethos:https://sis.example.edu", settings, timeout_s=3.0)
     assert isinstance(source, EthosSource)
     assert (source.page_size, source.id_credential, source.timeout_s) == (7, "elevateId", 3.0)
     assert source.retry.max_attempts == 2
 
 
 def test_open_source_ethos_defaults_are_todays_behaviour() -> None:
-    source = open_source(
-        "ethos:https://sis.example.edu", settings=Settings(_env_file=None, ethos_api_key="k")
+    source = sis_source(
+        "ethos:https://sis.example.edu", Settings(_env_file=None, ethos_api_key="k")
     )
     assert isinstance(source, EthosSource)
     assert (source.page_size, source.id_credential, source.timeout_s) == (500, "bannerId", 30.0)
     assert source.retry == RetryPolicy()
+
+
+def test_open_source_takes_the_ethos_config_and_an_ethos_source_needs_a_key() -> None:
+    config = EthosConfig(api_key=SecretStr("k"), page_size=7)
+    source = open_source("ethos:https://sis.example.edu", ethos=config, timeout_s=3.0)
+    assert isinstance(source, EthosSource)
+    assert (source.page_size, source.timeout_s, source.config.api_key) == (7, 3.0, config.api_key)
+    with pytest.raises(SourceError, match="NUDGE_ETHOS_API_KEY"):
+        open_source("ethos:https://sis.example.edu")
 
 
 # --- field values: every cell of every row (domain/fields.py) -----------------------------------

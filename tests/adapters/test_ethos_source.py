@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.sis.base import SourceError, SourceFormatError, SourceUnavailable
-from adapters.sis.ethos_source import EthosConfig, EthosSource, RetryPolicy
+from adapters.sis.ethos_config import EthosConfig, RetryPolicy
+from adapters.sis.ethos_source import EthosSource
 from sandbox.ethos import EthosSandbox, EthosSandboxConfig, run_ethos_sandbox
 
 KEY = "test-api-key"
@@ -548,17 +549,15 @@ def test_an_odd_country_calling_code_is_ignored_not_fatal(
 def test_nudge_ethos_page_size_in_the_environment_pages_by_it(
     serve: Any, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.sis import open_source
     from nudge.settings import Settings
+    from nudge.wiring import sis_source
 
     sandbox, url = serve([person(n) for n in range(20)])
     offsets: list[int] = []
     sandbox.before_page = offsets.append
     monkeypatch.setenv("NUDGE_ETHOS_PAGE_SIZE", "7")
     monkeypatch.setenv("NUDGE_ETHOS_API_KEY", KEY)
-    extract = open_source(
-        f"ethos:{url}", settings=Settings(_env_file=None), sleep=sleeps.append
-    ).read()
+    extract = sis_source(f"ethos:{url}", Settings(_env_file=None), sleep=sleeps.append).read()
     assert len(extract.people) == 20
     assert offsets == [0, 7, 14]
     assert sandbox.stats["persons_requests"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
@@ -12,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from adapters.mailer import (
-    Email,
+from adapters.mail.errors import (
     MailError,
     MailPermanent,
     MailTransient,
     MailUnknown,
     MailUnreachable,
-    OutboxMailer,
-    SmtpMailer,
-    make_mailer,
-    message_id_for,
 )
+from adapters.mail.folder import OutboxMailer
+from adapters.mail.message import message_id_for
+from adapters.mail.protocol import Email
+from adapters.mail.smtp import SmtpMailer
+from nudge import wiring
 from nudge.settings import Settings
 from tests.smtp import SmtpServer, free_port, run_smtp
 
@@ -48,7 +49,7 @@ def smtp_settings(server: SmtpServer) -> Settings:
 
 @pytest.fixture
 def mailer(smtp: SmtpServer) -> SmtpMailer:
-    return SmtpMailer(smtp_settings(smtp))
+    return SmtpMailer(wiring.smtp_config(smtp_settings(smtp)))
 
 
 def header(msg: Message, name: str) -> str:
@@ -69,7 +70,7 @@ def body(msg: Message) -> str:
 
 
 def test_smtp_delivers_every_email(smtp: SmtpServer) -> None:
-    mailer = make_mailer(smtp_settings(smtp))
+    mailer = wiring.mailer(smtp_settings(smtp))
     assert isinstance(mailer, SmtpMailer)
     results = mailer.send_many([Email("a@x.edu", "Hi", "Body A"), Email("b@x.edu", "Hi", "Body B")])
     assert [r.error for r in results] == [None, None]
@@ -143,7 +144,7 @@ def test_unreachable_server_is_transient_for_every_email() -> None:
         smtp_port=free_port(),  # type: ignore[call-arg]
         smtp_timeout_s=TIMEOUT_S,
     )
-    results = make_mailer(settings).send_many(
+    results = wiring.mailer(settings).send_many(
         [Email("a@x.edu", "s", "b", key="m1"), Email("b@x.edu", "s", "b", key="m2")]
     )
     assert [type(r.error) for r in results] == [MailUnreachable, MailUnreachable]
@@ -161,12 +162,13 @@ def test_a_session_tries_an_unreachable_server_again_on_the_next_email() -> None
         smtp_port=free_port(),  # type: ignore[call-arg]
         smtp_timeout_s=TIMEOUT_S,
     )
-    mailer = SmtpMailer(settings)
+    mailer = SmtpMailer(wiring.smtp_config(settings))
     with mailer.open() as session:
         down = session.send(Email("a@x.edu", "s", "b"))
         assert isinstance(down.error, MailUnreachable)
         with run_smtp() as server:
-            mailer.port = server.port  # the server is back (on another port, same thing)
+            # The server is back (on another port, same thing).
+            mailer.config = replace(mailer.config, port=server.port)
             up = session.send(Email("b@x.edu", "s", "b"))
             assert up.ok
             assert [m["To"] for m in server.messages] == ["b@x.edu"]
@@ -280,7 +282,7 @@ def test_poison_values_are_sanitised_or_refused_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fields: dict[str, Any] = {"to": "p@x.edu", "subject": "Hello", "body": "Body"} | poison
-    caplog.set_level(logging.INFO, logger="adapters.mailer")
+    caplog.set_level(logging.INFO, logger="adapters.mail")
     with mailer.open() as session:
         results = [
             session.send(Email("first@x.edu", "Hi", "Body")),

@@ -35,13 +35,12 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_schema_validator import OAS30Validator
 from twilio.http.response import Response as TwilioResponse
 
-from adapters.twilio_gateway import (
-    RetryPolicy,
-    RewritingAsyncHttpClient,
-    SendOutcome,
-    TwilioSmsGateway,
-)
+from adapters.twilio.errors import SendOutcome
+from adapters.twilio.gateway import TwilioSmsGateway
+from adapters.twilio.http import RewritingAsyncHttpClient
+from adapters.twilio.retries import RetryPolicy
 from nudge.settings import Settings
+from nudge.wiring import sms_gateway
 from sandbox.twilio import EmulatorConfig, EmulatorServer
 
 ACCOUNT = "AC" + "3" * 32
@@ -260,7 +259,7 @@ async def harness(emulator: EmulatorServer) -> AsyncIterator[Harness]:
     )
     retry = RetryPolicy(max_retries=1, backoff_base_s=0.001, backoff_max_s=0.002)
     client = RecordingClient(emulator.base_url, log)
-    async with TwilioSmsGateway(settings, retry=retry, http_client=client) as gateway:
+    async with sms_gateway(settings, retry=retry, http_client=client) as gateway:
         yield Harness(emulator, gateway, log)
 
 
