@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from domain.audience import AudienceFilter, normalize_value
+from domain.names import display_name
 from models.people import Person
 
 person_t = Person.__table__  # type: ignore[attr-defined]
@@ -39,8 +40,7 @@ class AudienceMember:
     @property
     def display_name(self) -> str:
         """Preferred (else first) name and last name, for the opt-in notice."""
-        first = (self.preferred_name or "").strip() or (self.first_name or "").strip()
-        return " ".join(p for p in (first, (self.last_name or "").strip()) if p) or self.sis_id
+        return display_name(self.first_name, self.preferred_name, self.last_name, self.sis_id)
 
 
 def _norm(column: ColumnElement[str]) -> ColumnElement[str]:
@@ -84,13 +84,6 @@ def resolve_audience(*, session: Session, audience: AudienceFilter) -> list[Audi
     """Every active student in ``audience``, ordered by id, with their advisor's name."""
     t = person_t
     advisor = aliased(Person.__table__, name="advisor")  # type: ignore[attr-defined]
-    advisor_name = func.trim(
-        func.coalesce(
-            func.nullif(func.trim(advisor.c.preferred_name), ""), advisor.c.first_name, ""
-        )
-        + " "
-        + func.coalesce(advisor.c.last_name, "")
-    )
     stmt = (
         select(
             t.c.id,
@@ -100,7 +93,9 @@ def resolve_audience(*, session: Session, audience: AudienceFilter) -> list[Audi
             t.c.preferred_name,
             t.c.email,
             t.c.program,
-            advisor_name.label("advisor_name"),
+            advisor.c.first_name.label("advisor_first"),
+            advisor.c.preferred_name.label("advisor_preferred"),
+            advisor.c.last_name.label("advisor_last"),
             t.c.sms_e164,
             t.c.sms_reason,
         )
@@ -108,7 +103,21 @@ def resolve_audience(*, session: Session, audience: AudienceFilter) -> list[Audi
         .where(audience_clause(session, audience))
         .order_by(t.c.id)
     )
-    return [AudienceMember(*row) for row in session.execute(stmt)]
+    return [
+        AudienceMember(
+            id=row.id,
+            sis_id=row.sis_id,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            preferred_name=row.preferred_name,
+            email=row.email,
+            program=row.program,
+            advisor_name=display_name(row.advisor_first, row.advisor_preferred, row.advisor_last),
+            sms_e164=row.sms_e164,
+            sms_reason=row.sms_reason,
+        )
+        for row in session.execute(stmt)
+    ]
 
 
 def count_audience(*, session: Session, audience: AudienceFilter) -> int:

@@ -1,4 +1,5 @@
-"""Bulk inserts at driver speed: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""Bulk statements: inserts at driver speed (``executemany`` on SQLite, ``COPY`` on
+PostgreSQL), and IN lists in slices (:func:`chunked`).
 
 SQLAlchemy's executemany runs every value through Python-level type processors (a UTC
 timestamp costs a conversion and a format per row); for the hundreds of thousands of rows of
@@ -11,10 +12,10 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Table
 from sqlmodel import Session
@@ -22,6 +23,14 @@ from sqlmodel import Session
 from models.types import UTCDateTime
 
 Converter = Callable[[Any], Any]
+T = TypeVar("T")
+_CHUNK = 2000
+
+
+def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    """Slices of at most ``size`` items (keeps IN lists under every driver's limits)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @lru_cache(maxsize=4096)

@@ -1,28 +1,33 @@
 """Campaigns as ``nudge campaigns list`` and ``show`` describe them: who sent, when, and why
-each message went the way it did (the figures come from :func:`campaign_counts`)."""
+each message went the way it did (:func:`campaign_counts`), what is still pending
+(:func:`campaign_summary`) and how far a send has got (:func:`settled_percent`).
+
+Read-only; the caller owns the session.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models.campaigns import campaign_counts
-from models.messaging import Campaign
+from domain.names import display_name
+from domain.outbox import OPEN, CampaignStatus, Kind, values
+from models.config import load_config
+from models.messaging import Campaign, Message
+from models.outbox import SENT_STATES
+from models.outbox_recovery import unknown_emails
+from models.outbox_summary import pending
 from models.people import Person
 
 campaign_t = Campaign.__table__  # type: ignore[attr-defined]
+message_t = Message.__table__  # type: ignore[attr-defined]
 person_t = Person.__table__  # type: ignore[attr-defined]
-
-
-def _name(first: str | None, preferred: str | None, last: str | None, fallback: str) -> str:
-    # The staff display name used on the opt-in notice and in staff emails (preferred, else
-    # first, name and last name).
-    given = (preferred or "").strip() or (first or "").strip()
-    return " ".join(p for p in (given, (last or "").strip()) if p) or fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,7 @@ def _view(session: Session, row: Any) -> CampaignView:
         kind=row.kind,
         status=row.status,
         sender_sis_id=row.sis_id,
-        sender_name=_name(row.first_name, row.preferred_name, row.last_name, row.sis_id),
+        sender_name=display_name(row.first_name, row.preferred_name, row.last_name, row.sis_id),
         template=row.template,
         created_by=row.created_by,
         created_at=row.created_at,
@@ -90,4 +95,93 @@ def campaign_view(*, session: Session, campaign_id: int) -> CampaignView | None:
     return None if row is None else _view(session, row)
 
 
-__all__ = ["CampaignView", "campaign_view", "recent_campaigns"]
+# --- figures -----------------------------------------------------------------------------
+
+
+def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
+    """The campaign's breakdown: by channel and status, by reason, and totals."""
+    rows = session.execute(
+        select(
+            message_t.c.kind,
+            message_t.c.channel,
+            message_t.c.status,
+            message_t.c.reason,
+            func.count(),
+        )
+        .where(message_t.c.campaign_id == campaign_id)
+        .group_by(message_t.c.kind, message_t.c.channel, message_t.c.status, message_t.c.reason)
+    ).all()
+    by_status: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    recipients: Counter[str] = Counter()
+    notices = 0
+    for kind, channel, status, reason, count in rows:
+        if kind == Kind.OPT_IN_NOTICE:
+            notices += count if status in SENT_STATES else 0
+            continue
+        by_status[f"{channel}:{status}"] += count
+        by_reason[reason or "none"] += count
+        recipients[channel] += count
+    return {
+        "recipients": sum(recipients.values()),
+        "sms": recipients["sms"],
+        "email": recipients["email"],
+        "undeliverable": recipients["none"],
+        "opt_in_notices_sent": notices,
+        "by_status": dict(by_status),
+        "by_reason": dict(by_reason),
+    }
+
+
+def settled_percent(*, session: Session, campaign_id: int) -> float:
+    """Share of the campaign's messages no longer open (the progress artifact)."""
+    total, open_ = session.execute(
+        select(func.count(), func.count().filter(message_t.c.status.in_(values(OPEN)))).where(
+            message_t.c.campaign_id == campaign_id
+        )
+    ).one()
+    return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
+
+
+def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
+    """A stored campaign as ``campaigns show`` prints it: status, breakdown, what is still
+    pending and why, and emails whose delivery a crash left unknown (raises LookupError)."""
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise LookupError(f"no campaign #{campaign_id}")
+    timezone = load_config(session=session).timezone
+    left = pending(session=session, campaign_id=campaign_id, timezone=timezone)
+    status, waiting = row.status, None
+    if status == CampaignStatus.SENDING and left.total and left.total == left.deferred:
+        # Everything left waits for quiet hours to end: the campaign is not stuck.
+        status = "waiting"
+        zone = ZoneInfo(timezone)
+        until = left.deferred_until
+        waiting = {
+            "messages": left.deferred,
+            "until": until.isoformat() if until else None,
+            "until_local": until.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if until else None,
+        }
+    return {
+        "campaign_id": campaign_id,
+        "status": status,
+        "waiting": waiting,
+        "stop_reason": row.stop_reason,
+        "refused_reason": row.refused_reason,
+        "result": campaign_counts(session=session, campaign_id=campaign_id),
+        "pending": left.as_dict(),
+        "unknown_emails": [
+            {"message_id": r.id, "to": r.to_addr, "key": r.key}
+            for r in unknown_emails(session=session, campaign_id=campaign_id)
+        ],
+    }
+
+
+__all__ = [
+    "CampaignView",
+    "campaign_counts",
+    "campaign_summary",
+    "campaign_view",
+    "recent_campaigns",
+    "settled_percent",
+]

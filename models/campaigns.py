@@ -1,26 +1,27 @@
-"""Repository functions of campaigns: who may send, what is stored about recipients, the
-plan as rows, chunk claims, and the campaign's figures.
+"""Repository functions of planning a campaign: who may send, what is stored about the
+recipients (consent, numbers already texted, carrier verdicts), and the plan as rows.
 
-The caller owns the session. Writes that must be visible to other workers before an
-external call (a chunk claim, a ``sending`` mark) are committed by the caller right away.
+A campaign's status changes are :mod:`models.campaign_lifecycle`, its figures
+:mod:`models.campaign_views`, cancelling it :mod:`models.cancel`. The caller owns the
+session and commits.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
-from domain.campaign import PlannedRecipient, StoredConsent
-from domain.outbox import OPEN, REACHED_PROVIDER, CampaignStatus, Kind, Status, values
+from domain.campaign import PlannedRecipient
+from domain.consent import INSTITUTION, StoredConsent
+from domain.outbox import REACHED_PROVIDER, Kind, Status, values
 from domain.roles import RoleFilter
 from domain.routing import Channel
-from models.consent import INSTITUTION, Consent
+from models.bulk import chunked
+from models.consent import Consent
 from models.messaging import (
     Campaign,
     InboundMessage,
@@ -29,23 +30,11 @@ from models.messaging import (
     SenderNumber,
 )
 from models.outbox import email_body, email_subject
-from models.people import Person
-from models.people_sync import chunked
 from models.roles import DynamicRole, RoleGrant
 
 message_t = Message.__table__  # type: ignore[attr-defined]
 chunk_t = SendChunk.__table__  # type: ignore[attr-defined]
-campaign_t = Campaign.__table__  # type: ignore[attr-defined]
 consent_t = Consent.__table__  # type: ignore[attr-defined]
-
-#: An SMS in one of these states was handed to Twilio (a reply may answer it).
-SENT_STATES = ("sent", "delivered", "undelivered", "failed")
-
-
-def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
-    """The staff member with this SIS id, active or not."""
-    stmt = select(Person).where(Person.sis_id == sis_id, Person.role == "staff")  # type: ignore[arg-type]
-    return session.execute(stmt).scalar_one_or_none()
 
 
 def granted_roles(*, session: Session, staff_sis_id: str) -> list[str]:
@@ -267,41 +256,6 @@ def _normalise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: row.get(k, defaults.get(k)) for k in _MESSAGE_KEYS} for row in rows]
 
 
-def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
-    """The campaign's breakdown: by channel and status, by reason, and totals."""
-    rows = session.execute(
-        select(
-            message_t.c.kind,
-            message_t.c.channel,
-            message_t.c.status,
-            message_t.c.reason,
-            func.count(),
-        )
-        .where(message_t.c.campaign_id == campaign_id)
-        .group_by(message_t.c.kind, message_t.c.channel, message_t.c.status, message_t.c.reason)
-    ).all()
-    by_status: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
-    recipients: Counter[str] = Counter()
-    notices = 0
-    for kind, channel, status, reason, count in rows:
-        if kind == Kind.OPT_IN_NOTICE:
-            notices += count if status in SENT_STATES else 0
-            continue
-        by_status[f"{channel}:{status}"] += count
-        by_reason[reason or "none"] += count
-        recipients[channel] += count
-    return {
-        "recipients": sum(recipients.values()),
-        "sms": recipients["sms"],
-        "email": recipients["email"],
-        "undeliverable": recipients["none"],
-        "opt_in_notices_sent": notices,
-        "by_status": dict(by_status),
-        "by_reason": dict(by_reason),
-    }
-
-
 def disable_number(*, session: Session, e164: str, code: int | None) -> list[int]:
     """Mark every stored row of ``e164`` as disabled by the carrier; returns the people."""
     from models.people import PhoneNumber
@@ -320,136 +274,8 @@ def disable_number(*, session: Session, e164: str, code: int | None) -> list[int
     return people
 
 
-def ensure_auto_consent(*, session: Session, numbers: Iterable[str], now: datetime) -> int:
-    """Record ``opted_in``/``auto`` for numbers that were texted under auto opt-in and have
-    no institution-wide row yet (the audit trail says why they could be texted)."""
-    from models.consent import set_consent
-
-    wanted = sorted(set(numbers))
-    if not wanted:
-        return 0
-    known = set(
-        session.execute(
-            select(consent_t.c.e164).where(
-                consent_t.c.e164.in_(wanted), consent_t.c.sender_e164 == INSTITUTION
-            )
-        ).scalars()
-    )
-    fresh = [n for n in wanted if n not in known]
-    for number in fresh:
-        set_consent(
-            session=session,
-            e164=number,
-            status="opted_in",
-            source="auto",
-            reason="texted under auto opt-in",
-            actor="send",
-            at=now,
-        )
-    return len(fresh)
-
-
 def by_request_key(*, session: Session, request_key: str) -> Campaign | None:
     """The campaign an earlier identical request created (idempotent ``run_deployment``)."""
     return session.execute(
         select(Campaign).where(col(Campaign.request_key) == request_key)
     ).scalar_one_or_none()
-
-
-def settled_percent(*, session: Session, campaign_id: int) -> float:
-    """Share of the campaign's messages no longer open (the progress artifact)."""
-    total, open_ = session.execute(
-        select(func.count(), func.count().filter(message_t.c.status.in_(values(OPEN)))).where(
-            message_t.c.campaign_id == campaign_id
-        )
-    ).one()
-    return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
-
-
-def start_due_campaigns(*, session: Session, now: datetime) -> list[int]:
-    """Start scheduled campaigns whose ``send_at`` has come (atomically, once each)."""
-    started: list[int] = []
-    for (campaign_id,) in session.execute(
-        select(campaign_t.c.id).where(
-            campaign_t.c.status == CampaignStatus.SCHEDULED.value, campaign_t.c.send_at <= now
-        )
-    ).all():
-        won = session.execute(
-            update(campaign_t)
-            .where(
-                campaign_t.c.id == campaign_id,
-                campaign_t.c.status == CampaignStatus.SCHEDULED.value,
-            )
-            .values(status=CampaignStatus.SENDING.value, started_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if won:
-            started.append(int(campaign_id))
-    return started
-
-
-def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
-    """A stored campaign as ``campaigns show`` prints it: status, breakdown, what is still
-    pending and why, and emails whose delivery a crash left unknown (raises LookupError)."""
-    from models.config import load_config
-    from models.outbox import pending, unknown_emails
-
-    row = session.get(Campaign, campaign_id)
-    if row is None:
-        raise LookupError(f"no campaign #{campaign_id}")
-    timezone = load_config(session=session).timezone
-    left = pending(session=session, campaign_id=campaign_id, timezone=timezone)
-    status, waiting = row.status, None
-    if status == CampaignStatus.SENDING and left.total and left.total == left.deferred:
-        # Everything left waits for quiet hours to end: the campaign is not stuck.
-        status = "waiting"
-        zone = ZoneInfo(timezone)
-        until = left.deferred_until
-        waiting = {
-            "messages": left.deferred,
-            "until": until.isoformat() if until else None,
-            "until_local": until.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if until else None,
-        }
-    return {
-        "campaign_id": campaign_id,
-        "status": status,
-        "waiting": waiting,
-        "stop_reason": row.stop_reason,
-        "refused_reason": row.refused_reason,
-        "result": campaign_counts(session=session, campaign_id=campaign_id),
-        "pending": left.as_dict(),
-        "unknown_emails": [
-            {"message_id": r.id, "to": r.to_addr, "key": r.key}
-            for r in unknown_emails(session=session, campaign_id=campaign_id)
-        ],
-    }
-
-
-def cancel_scheduled(*, session: Session, campaign_id: int, now: datetime) -> str:
-    """Cancel a scheduled campaign before it starts (its messages end ``skipped``,
-    ``cancelled``); returns the new status, raises LookupError/ValueError otherwise."""
-    from models.outbox import move
-
-    done = session.execute(
-        update(campaign_t)
-        .where(
-            campaign_t.c.id == campaign_id,
-            campaign_t.c.status == CampaignStatus.SCHEDULED.value,
-        )
-        .values(status=CampaignStatus.CANCELLED.value, finished_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    if done:
-        ids = session.execute(
-            select(message_t.c.id).where(message_t.c.campaign_id == campaign_id)
-        ).scalars()
-        move(session=session, ids=list(ids), to=Status.SKIPPED, now=now, reason="cancelled")
-        session.execute(
-            update(chunk_t).where(chunk_t.c.campaign_id == campaign_id).values(status="done")
-        )
-        return CampaignStatus.CANCELLED.value
-    row = session.get(Campaign, campaign_id)
-    if row is None:
-        raise LookupError(f"no campaign #{campaign_id}")
-    raise ValueError(
-        f"campaign #{campaign_id} is {row.status}: only a scheduled campaign can be "
-        "cancelled before it starts"
-    )

@@ -115,4 +115,33 @@ def cancel_campaign(*, session: Session, campaign_id: int, now: datetime) -> Can
     )
 
 
-__all__ = ["CANCELLABLE", "Cancelled", "cancel_campaign"]
+def cancel_scheduled(*, session: Session, campaign_id: int, now: datetime) -> str:
+    """Cancel a scheduled campaign before it starts (its messages end ``skipped``,
+    ``cancelled``); returns the new status, raises LookupError/ValueError otherwise."""
+    done = session.execute(
+        update(campaign_t)
+        .where(
+            campaign_t.c.id == campaign_id,
+            campaign_t.c.status == CampaignStatus.SCHEDULED.value,
+        )
+        .values(status=CampaignStatus.CANCELLED.value, finished_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if done:
+        ids = session.execute(
+            select(message_t.c.id).where(message_t.c.campaign_id == campaign_id)
+        ).scalars()
+        move(session=session, ids=list(ids), to=Status.SKIPPED, now=now, reason="cancelled")
+        session.execute(
+            update(chunk_t).where(chunk_t.c.campaign_id == campaign_id).values(status="done")
+        )
+        return CampaignStatus.CANCELLED.value
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise LookupError(f"no campaign #{campaign_id}")
+    raise ValueError(
+        f"campaign #{campaign_id} is {row.status}: only a scheduled campaign can be "
+        "cancelled before it starts"
+    )
+
+
+__all__ = ["CANCELLABLE", "Cancelled", "cancel_campaign", "cancel_scheduled"]

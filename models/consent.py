@@ -3,18 +3,27 @@
 ``sender_e164`` is ``""`` for an institution-wide state and a sender number when the opt-out
 scope is per sender. Every change appends a ``ConsentEvent`` (who, why, when, from what),
 so an admin can always answer "why did (or didn't) this student get a text?".
+
+``nudge consent`` reads and changes it through the lookups at the end: what a
+``NUMBER_OR_ID`` names, the current rows and the trail of some numbers, and the resolution
+of a review pause.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from domain.consent import INSTITUTION
+from domain.names import display_name
+from domain.routing import ConsentSource, ConsentState
+from models.bulk import bulk_insert
+from models.people import Person, people_by_number, person_by_sis_id, student_numbers
 from models.types import UTCDateTime, utcnow
-
-INSTITUTION = ""
 
 
 class Consent(SQLModel, table=True):
@@ -102,3 +111,155 @@ def consent_history(*, session: Session, e164: str) -> list[ConsentEvent]:
             .order_by(col(ConsentEvent.at), col(ConsentEvent.id))
         )
     )
+
+
+def record_auto_opt_in(
+    *, session: Session, numbers: Iterable[str], now: datetime, reason: str, actor: str
+) -> int:
+    """Record ``opted_in``/``auto`` (with its audit event) for every number that has no
+    institution-wide consent row yet; returns how many were recorded.
+
+    The one auto opt-in: the sync calls it for new students' numbers, the send path for
+    numbers texted under auto opt-in (the audit trail then says why they could be texted).
+    Whether auto opt-in is on is the caller's :class:`~domain.config.SmsConfig` question.
+    """
+    unique = sorted(set(numbers))
+    known: set[str] = set()
+    for start in range(0, len(unique), _BATCH):
+        batch = unique[start : start + _BATCH]
+        known.update(
+            session.execute(
+                select(col(Consent.e164)).where(
+                    col(Consent.e164).in_(batch), col(Consent.sender_e164) == INSTITUTION
+                )
+            ).scalars()
+        )
+    fresh = [n for n in unique if n not in known]
+    base = {
+        "sender_e164": INSTITUTION,
+        "status": ConsentState.OPTED_IN.value,
+        "source": ConsentSource.AUTO.value,
+    }
+    bulk_insert(session, _CONSENT, [{"e164": n, **base, "updated_at": now} for n in fresh])
+    why = {"reason": reason, "actor": actor, "inbound_sid": None}
+    bulk_insert(session, _EVENT, [{"e164": n, **base, **why, "at": now} for n in fresh])
+    return len(fresh)
+
+
+# --- what ``nudge consent`` reads and changes -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentTarget:
+    """What ``NUMBER_OR_ID`` named: a person's numbers, or one number."""
+
+    numbers: list[str]
+    person_sis_id: str | None = None
+    person_name: str | None = None
+
+
+def consent_target(*, session: Session, number_or_id: str, e164: str | None) -> ConsentTarget:
+    """Resolve ``NUMBER_OR_ID``: a person's SIS id (all their numbers) or a parsed number.
+
+    ``e164`` is the caller's parse of the text as a phone number (None if it is not one);
+    an SIS id wins when both could apply.
+    """
+    person = person_by_sis_id(session=session, sis_id=number_or_id.strip())
+    if person is not None and person.id is not None:
+        return ConsentTarget(
+            sorted(student_numbers(session=session, person_id=person.id)),
+            person.sis_id,
+            person.display_name,
+        )
+    if e164 is None:
+        return ConsentTarget([])
+    owner = people_by_number(session=session, numbers=[e164]).get(e164)
+    row = session.get(Person, owner) if owner is not None else None
+    if row is None:
+        return ConsentTarget([e164])
+    return ConsentTarget(
+        [e164],
+        row.sis_id,
+        display_name(row.first_name, row.preferred_name, row.last_name, row.sis_id),
+    )
+
+
+def current_consents(*, session: Session, numbers: Sequence[str]) -> list[Consent]:
+    """The current consent rows (every scope) of ``numbers``."""
+    if not numbers:
+        return []
+    return list(
+        session.exec(
+            select(Consent)
+            .where(col(Consent.e164).in_(list(numbers)))
+            .order_by(col(Consent.e164), col(Consent.sender_e164))
+        )
+    )
+
+
+def consent_trail(*, session: Session, numbers: Sequence[str]) -> list[ConsentEvent]:
+    """Every consent change of ``numbers``, oldest first."""
+    events: list[ConsentEvent] = []
+    for number in numbers:
+        events.extend(consent_history(session=session, e164=number))
+    return sorted(events, key=lambda e: (e.at, e.id or 0))
+
+
+def resolve_review(
+    *,
+    session: Session,
+    e164: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+    opt_out: bool = False,
+) -> list[Consent]:
+    """Clear every review pause of ``e164``: restore the state the pause replaced, or
+    record an opt-out when the admin read the reply as a revocation (``opt_out``).
+
+    Returns the rows changed (empty when nothing was paused).
+    """
+    paused = [
+        row
+        for row in current_consents(session=session, numbers=[e164])
+        if row.status == ConsentState.PAUSED_FOR_REVIEW
+    ]
+    history = consent_history(session=session, e164=e164)
+    changed: list[Consent] = []
+    for row in paused:
+        if opt_out:
+            status = ConsentState.OPTED_OUT.value
+        else:
+            before = [
+                e.status
+                for e in history
+                if e.sender_e164 == row.sender_e164 and e.status != ConsentState.PAUSED_FOR_REVIEW
+            ]
+            # With nothing to restore, the student was being texted (that is why they
+            # could reply): opted in.
+            status = before[-1] if before else ConsentState.OPTED_IN.value
+        changed.append(
+            set_consent(
+                session=session,
+                e164=e164,
+                status=status,
+                source=ConsentSource.ADMIN.value,
+                sender_e164=row.sender_e164,
+                reason=f"review resolved: {reason}",
+                actor=actor,
+                at=now,
+            )
+        )
+    return changed
+
+
+def institution_consent(*, session: Session, e164: str) -> Consent | None:
+    """The institution-wide consent row of ``e164``, if any."""
+    return session.exec(
+        select(Consent).where(Consent.e164 == e164, Consent.sender_e164 == INSTITUTION)
+    ).one_or_none()
+
+
+_BATCH = 500
+_CONSENT = Consent.__table__  # type: ignore[attr-defined]
+_EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]

@@ -8,14 +8,16 @@ admin's ``sms_allowed`` override and the carrier's verdict (``disabled_by_carrie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, Index, UniqueConstraint, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
+from domain.names import display_name
 from domain.phones import MANUAL_TYPE_CODE
+from models.bulk import chunked
 from models.types import PortableJSON, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -38,6 +40,11 @@ class PersonBase(SQLModel):
     advisor_sis_id: str | None = Field(default=None, max_length=64)
     department: str | None = Field(default=None, max_length=200)
     title: str | None = Field(default=None, max_length=200)
+
+    @property
+    def display_name(self) -> str:
+        """How the person is named on notices, emails and screens (:mod:`domain.names`)."""
+        return display_name(self.first_name, self.preferred_name, self.last_name, self.sis_id)
 
 
 class Person(PersonBase, table=True):
@@ -126,6 +133,29 @@ def person_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
     return session.execute(select(Person).where(col(Person.sis_id) == sis_id)).scalar()
 
 
+class NoSuchStaff(LookupError):
+    """No staff member has the SIS id a command or a request named."""
+
+    def __init__(self, sis_id: str) -> None:
+        super().__init__(f"no staff member with SIS id {sis_id!r}")
+        self.sis_id = sis_id
+
+
+def staff_by_sis_id(*, session: Session, sis_id: str) -> Person | None:
+    """The staff member with this SIS id, active or not."""
+    stmt = select(Person).where(Person.sis_id == sis_id, Person.role == "staff")  # type: ignore[arg-type]
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def require_staff(*, session: Session, sis_id: str) -> Person:
+    """The staff member with this SIS id; raises :class:`NoSuchStaff` (whose message is the
+    one refusal every command and flow shows) when there is none."""
+    person = staff_by_sis_id(session=session, sis_id=sis_id)
+    if person is None or person.id is None:
+        raise NoSuchStaff(sis_id)
+    return person
+
+
 def phones_of(*, session: Session, person_id: int) -> list[PhoneNumber]:
     """Every stored phone row of a person (SIS and manual, present or not), oldest first."""
     stmt = select(PhoneNumber).where(col(PhoneNumber.person_id) == person_id)
@@ -195,3 +225,58 @@ def remove_manual_phone(*, session: Session, phone_ids: Sequence[int]) -> int:
             .values(present=False, sms_allowed=None, is_primary=False)
         ).rowcount  # type: ignore[attr-defined]
     )
+
+
+# --- who a number belongs to, and a person's numbers -------------------------------------
+
+
+def people_by_number(*, session: Session, numbers: Iterable[str]) -> dict[str, int]:
+    """Number -> the person it belongs to: their chosen SMS number, or any stored phone.
+
+    A number several people share (siblings, a parent) goes to the one texted at it, then
+    to an active student, then to the oldest record: the same answer every time.
+    """
+    best: dict[str, tuple[tuple[int, int, int, int], int]] = {}
+
+    def offer(number: str, person_id: int, chosen: bool, role: str, status: str) -> None:
+        rank = (
+            0 if chosen else 1,
+            0 if role == "student" else 1,
+            0 if status == "active" else 1,
+            person_id,
+        )
+        if number not in best or rank < best[number][0]:
+            best[number] = (rank, person_id)
+
+    for batch in chunked(sorted(set(numbers))):
+        wanted = list(batch)
+        for number, pid, role, status in session.execute(
+            select(_PERSON.c.sms_e164, _PERSON.c.id, _PERSON.c.role, _PERSON.c.status).where(
+                _PERSON.c.sms_e164.in_(wanted)
+            )
+        ):
+            offer(str(number), int(pid), True, role, status)
+        for number, pid, role, status in session.execute(
+            select(_PHONE.c.e164, _PERSON.c.id, _PERSON.c.role, _PERSON.c.status)
+            .select_from(_PHONE.join(_PERSON, _PERSON.c.id == _PHONE.c.person_id))
+            .where(_PHONE.c.e164.in_(wanted))
+        ):
+            offer(str(number), int(pid), False, role, status)
+    return {number: pid for number, (_rank, pid) in best.items()}
+
+
+def student_numbers(*, session: Session, person_id: int) -> set[str]:
+    """Every E.164 stored for a person: the chosen SMS number and all phone rows."""
+    numbers = set(
+        session.execute(
+            select(_PHONE.c.e164).where(_PHONE.c.person_id == person_id, _PHONE.c.e164.is_not(None))
+        ).scalars()
+    )
+    chosen = session.execute(select(_PERSON.c.sms_e164).where(_PERSON.c.id == person_id)).scalar()
+    if chosen:
+        numbers.add(str(chosen))
+    return numbers
+
+
+_PERSON = Person.__table__  # type: ignore[attr-defined]
+_PHONE = PhoneNumber.__table__  # type: ignore[attr-defined]

@@ -3,27 +3,26 @@
 Everything is written with bulk statements (one round-trip per few hundred rows, not per
 row): a first sync of 100,000 students must cost little more than parsing their numbers.
 The caller owns the session and its transaction; a failure anywhere leaves nothing behind.
+The figures a sync reports over what is stored are in :mod:`models.sync_figures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from domain.config import SmsConfig
 from domain.phones import MANUAL_TYPE_CODE, PhoneFacts, choose_sms_number
 from domain.sync import PersonChange, PhoneRow, SyncPlan
-from models.bulk import BackgroundWriter, bulk_insert
-from models.consent import INSTITUTION, Consent, ConsentEvent
+from models.bulk import BackgroundWriter, bulk_insert, chunked
+from models.consent import record_auto_opt_in
 from models.people import Person, PhoneNumber
 
-T = TypeVar("T")
-_CHUNK = 2000
 _WRITE_BATCH = 10_000
 
 person_t = Person.__table__  # type: ignore[attr-defined]
@@ -54,12 +53,6 @@ class ApplyStats:
     sms_changed: list[str] = field(default_factory=list)
 
 
-def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
-    """Slices of at most ``size`` items (keeps IN lists under every driver's limits)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def load_person_index(*, session: Session) -> dict[str, StoredPerson]:
     """Every stored person by SIS id: id, change hash, status and role."""
     rows = session.execute(
@@ -72,14 +65,6 @@ def load_person_index(*, session: Session) -> dict[str, StoredPerson]:
         )
     )
     return {r.sis_id: StoredPerson(r.id, r.source_hash, r.status, r.role) for r in rows}
-
-
-def count_active(*, session: Session, roles: Iterable[str]) -> int:
-    """Active people of the given roles."""
-    stmt = select(func.count()).where(
-        person_t.c.status == "active", person_t.c.role.in_(list(roles))
-    )
-    return int(session.execute(stmt).scalar_one())
 
 
 def _phone_values(person_id: int, row: PhoneRow, now: datetime) -> dict[str, Any]:
@@ -293,7 +278,13 @@ def apply_plan(
 
     # --- consent: new SMS numbers of students are opted in when auto opt-in is on ------------
     if config.auto_opt_in and new_numbers:
-        stats.consents_created = _auto_opt_in(session, new_numbers, now)
+        stats.consents_created = record_auto_opt_in(
+            session=session,
+            numbers=new_numbers,
+            now=now,
+            reason="new student, auto opt-in is on",
+            actor="sis-sync",
+        )
     mark("consent")
 
     # --- people missing from a full extract become inactive (never deleted) ---------------
@@ -343,99 +334,6 @@ def _load_phones(
         for row in session.execute(select(*cols).where(phone_t.c.person_id.in_(list(batch)))):
             found.setdefault(row.person_id, {})[(row.type_code, row.match_key)] = row._asdict()
     return found
-
-
-def _auto_opt_in(session: Session, numbers: list[str], now: datetime) -> int:
-    unique = sorted(set(numbers))
-    known: set[str] = set()
-    for batch in chunked(unique):
-        known.update(
-            session.execute(
-                select(col(Consent.e164)).where(
-                    col(Consent.e164).in_(list(batch)), col(Consent.sender_e164) == INSTITUTION
-                )
-            ).scalars()
-        )
-    fresh = [n for n in unique if n not in known]
-    consent_t = Consent.__table__  # type: ignore[attr-defined]
-    event_t = ConsentEvent.__table__  # type: ignore[attr-defined]
-    base = {"sender_e164": INSTITUTION, "status": "opted_in", "source": "auto"}
-    bulk_insert(session, consent_t, [{"e164": n, **base, "updated_at": now} for n in fresh])
-    why = {"reason": "new student, auto opt-in is on", "actor": "sis-sync", "inbound_sid": None}
-    bulk_insert(session, event_t, [{"e164": n, **base, **why, "at": now} for n in fresh])
-    return len(fresh)
-
-
-def reachable_students(*, session: Session) -> set[int]:
-    """Ids of the active students who can be texted today (they have an SMS number)."""
-    return set(
-        session.execute(
-            select(person_t.c.id).where(
-                person_t.c.status == "active",
-                person_t.c.role == "student",
-                person_t.c.sms_e164.is_not(None),
-            )
-        ).scalars()
-    )
-
-
-def present_phone_count(*, session: Session) -> int:
-    """Phone rows still in the SIS extract (what a sync may remove)."""
-    return int(
-        session.execute(select(func.count()).where(phone_t.c.present.is_(True))).scalar_one()
-    )
-
-
-def sync_totals(*, session: Session) -> dict[str, int]:
-    """Figures over what is stored now: valid/invalid phones and SMS-eligible students."""
-    active_phone = (
-        select(phone_t.c.valid, func.count())
-        .select_from(phone_t.join(person_t, person_t.c.id == phone_t.c.person_id))
-        .where(person_t.c.status == "active", phone_t.c.present.is_(True))
-        .group_by(phone_t.c.valid)
-    )
-    valid = invalid = 0
-    for is_valid, count in session.execute(active_phone):
-        if is_valid:
-            valid = int(count)
-        else:
-            invalid = int(count)
-    eligible = session.execute(
-        select(func.count()).where(
-            person_t.c.status == "active",
-            person_t.c.role == "student",
-            person_t.c.sms_e164.is_not(None),
-        )
-    ).scalar_one()
-    mismatches = session.execute(
-        select(func.count())
-        .select_from(phone_t.join(person_t, person_t.c.id == phone_t.c.person_id))
-        .where(
-            person_t.c.status == "active",
-            phone_t.c.present.is_(True),
-            phone_t.c.type_mismatch.is_(True),
-        )
-    ).scalar_one()
-    shared = session.execute(
-        select(func.count()).select_from(
-            select(person_t.c.sms_e164)
-            .where(
-                person_t.c.status == "active",
-                person_t.c.role == "student",
-                person_t.c.sms_e164.is_not(None),
-            )
-            .group_by(person_t.c.sms_e164)
-            .having(func.count() > 1)
-            .subquery()
-        )
-    ).scalar_one()
-    return {
-        "phones_valid": valid,
-        "phones_invalid": invalid,
-        "sms_eligible": int(eligible),
-        "type_mismatches": int(mismatches),
-        "shared_numbers": int(shared),
-    }
 
 
 def refresh_sms_number(*, session: Session, person_id: int, config: SmsConfig) -> str | None:

@@ -2,8 +2,9 @@
 
 :func:`take_snapshot` reads the active students and their phones still in the SIS, with two
 plain queries (no ORM objects: 100,000 students must cost about a second), and returns them
-as columns (``domain.quality.Snapshot``). The consent joined in is the institution-wide one
-(``sender_e164 = ''``): a STOP to one sender does not make a student unreachable by others.
+as columns (``domain.quality.snapshot.Snapshot``). The consent joined in is the
+institution-wide one (``sender_e164 = ''``): a STOP to one sender does not make a student
+unreachable by others.
 
 Each report's figures are kept in ``QualityRun`` so the next report can show the trend.
 """
@@ -16,8 +17,9 @@ from typing import Any
 from sqlalchemy import Select, and_, select
 from sqlmodel import Session, col
 
-from domain.quality import PHONE_COLUMNS, STUDENT_COLUMNS, Snapshot
-from models.consent import INSTITUTION, Consent
+from domain.consent import INSTITUTION
+from domain.quality.snapshot import PHONE_COLUMNS, STUDENT_COLUMNS, Snapshot
+from models.consent import Consent
 from models.messaging import QualityRun
 from models.people import Person, PhoneNumber
 

@@ -6,6 +6,7 @@ start in well under half a second, so anything heavy is imported inside the comm
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -56,14 +57,28 @@ def settings() -> Settings:
 @contextmanager
 def session() -> Iterator[Session]:
     """A committed-on-success session on nudge's database."""
-    from models.db import make_engine, session_scope
+    from models.db import session_scope
+    from nudge import wiring
 
-    engine = make_engine(settings().database_url)
+    with session_scope(wiring.engine(settings())) as s:
+        yield s
+
+
+def actor() -> str:
+    """Who ran the command, as audit trails record it: ``cli:<user>`` (``cli`` when the
+    user name cannot be read, as in some containers)."""
     try:
-        with session_scope(engine) as s:
-            yield s
-    finally:
-        engine.dispose()
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in some containers
+        return "cli"
+
+
+def masker(reveal: bool) -> Callable[[str], str]:
+    """How phone numbers are shown: in full with ``--reveal``, else masked
+    (``+1******0123``)."""
+    from domain.masking import mask_phone
+
+    return (lambda n: n) if reveal else mask_phone
 
 
 def warn(message: str) -> None:

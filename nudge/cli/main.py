@@ -13,9 +13,13 @@ import typer
 from nudge.cli import (
     admin_cmds,
     campaign_cmds,
+    config_cmds,
     outbox_cmds,
+    phones_cmds,
     reply_cmds,
     report_cmds,
+    roles_cmds,
+    send_cmds,
     serve_cmds,
     sync_cmds,
 )
@@ -53,9 +57,13 @@ def _main(
 
 
 sync_cmds.register(app)
+send_cmds.register(app)
 campaign_cmds.register(app)
-reply_cmds.register(app)
+roles_cmds.register(app)
+reply_cmds.register(app)  # with the consent group (nudge.cli.consent_cmds)
 report_cmds.register(app)
+config_cmds.register(app)
+phones_cmds.register(app)
 admin_cmds.register(app)
 outbox_cmds.register(app)
 serve_cmds.register(app)

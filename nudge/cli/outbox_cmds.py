@@ -27,8 +27,8 @@ def outbox_unknown(
     json_out: JsonOpt = False,
 ) -> None:
     """List emails whose delivery is unknown, with the Message-ID to look up."""
-    from adapters.mailer import message_id_for
-    from models.outbox import unknown_emails
+    from adapters.mail.message import message_id_for
+    from models.outbox_recovery import unknown_emails
 
     sender = settings().mail_from
     with session() as s:
@@ -67,7 +67,8 @@ def outbox_resend(
 ) -> None:
     """Send these unknown emails again (same Message-ID) — after checking they never
     arrived — and deliver them now."""
-    from models.outbox import get, resend_unknown
+    from models.outbox import get
+    from models.outbox_recovery import resend_unknown
     from models.types import utcnow
 
     with session() as s:
@@ -94,17 +95,15 @@ def outbox_resend(
 def _deliver(ids: list[int]) -> int:
     """Send the re-queued emails now, each marked, sent and recorded on its own."""
     from models.chunks import new_token
-    from models.db import make_engine
     from models.outbox import get
-    from tasks.outbox import SendEnv, mark_notified, send_emails
+    from nudge import wiring
+    from tasks.outbox_email import send_emails
+    from tasks.outbox_loose import mark_notified
 
-    env = SendEnv.from_settings(settings(), make_engine(settings().database_url))
-    try:
-        with session() as s:
-            rows = [row for i in ids if (row := get(session=s, message_id=i)) is not None]
-        return send_emails(env, rows, token=new_token(env.worker), on_sent=mark_notified).sent
-    finally:
-        env.engine.dispose()
+    env = wiring.env(settings())
+    with session() as s:
+        rows = [row for i in ids if (row := get(session=s, message_id=i)) is not None]
+    return send_emails(env, rows, token=new_token(env.worker), on_sent=mark_notified).sent
 
 
 def register(app: typer.Typer) -> None:

@@ -1,63 +1,34 @@
-"""``nudge poll``, ``nudge reply``, ``nudge inbox`` and ``nudge consent``: the replies side.
+"""``nudge poll``, ``nudge reply`` and ``nudge inbox``: the replies side (with the ``consent``
+group of :mod:`nudge.cli.consent_cmds`, which :func:`register` adds beside them).
 
 Only typer (and the standard library) is imported at module level; the database, Prefect and
-Twilio load inside the commands. ``inbox`` and ``consent`` never import Prefect.
+Twilio load inside the commands. ``inbox`` never imports Prefect.
 Numbers are masked in every output (``+1******0123``) unless ``--reveal`` is given.
 """
 
 from __future__ import annotations
 
-import getpass
 import sys
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from nudge.cli import consent_cmds
 from nudge.cli.common import (
     JSON_HELP,
+    actor,
     emit,
     fail,
-    group,
     institution_zone,
     local_iso,
     local_time,
+    masker,
     prefect_server_configured,
     session,
     settings,
 )
 
-if TYPE_CHECKING:
-    from sqlmodel import Session
-
-consent_app = group("Who may be texted: the audit trail, admin changes, and review pauses.")
-
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-RevealOpt = Annotated[bool, typer.Option("--reveal", help="Show full phone numbers (PII).")]
-TargetArg = Annotated[
-    str, typer.Argument(metavar="NUMBER_OR_ID", help="A phone number, or a person's SIS id.")
-]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")]
-
-
-class AdminStatus(StrEnum):
-    """The consent states an admin may set."""
-
-    opted_in = "opted_in"
-    opted_out = "opted_out"
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name in some containers
-        return "cli"
-
-
-def _masker(reveal: bool) -> Any:
-    from domain.masking import mask_phone
-
-    return (lambda n: n) if reveal else mask_phone
 
 
 # --- poll ------------------------------------------------------------------------------
@@ -131,7 +102,7 @@ def reply(
     from flows.poll_replies import run_reply
 
     result = run_reply(
-        settings(), sender_id=sender, student_id=student, message=message, created_by=_actor()
+        settings(), sender_id=sender, student_id=student, message=message, created_by=actor()
     )
     if result.get("status") == "refused":
         if json_out:
@@ -171,17 +142,17 @@ def inbox_cmd(
 
     Shows the student, the staff member, the last reply and how many are unread.
     """
-    from models.campaigns import staff_by_sis_id
-    from models.inbound import inbox
+    from models.conversations import inbox
+    from models.people import NoSuchStaff, require_staff
 
-    mask = _masker(False)
+    mask = masker(False)
     with session() as s:
         staff_pk = None
         if staff is not None:
-            found = staff_by_sis_id(session=s, sis_id=staff)
-            if found is None:
-                fail(f"no staff member with SIS id {staff!r}", as_json=json_out)
-            staff_pk = found.id
+            try:
+                staff_pk = require_staff(session=s, sis_id=staff).id
+            except NoSuchStaff as exc:
+                fail(str(exc), as_json=json_out)
         rows = inbox(session=s, staff_person_id=staff_pk, unread_only=unread, limit=limit)
         zone = institution_zone(s)
     conversations = [c.as_dict(masker=mask) for c in rows]
@@ -208,225 +179,9 @@ def _human_inbox(d: dict[str, Any], zone: str) -> str:
     return "\n".join(lines)
 
 
-# --- consent -----------------------------------------------------------------------------
-
-
-def _target(s: Session, number_or_id: str, *, as_json: bool) -> Any:
-    from domain.phones import parse_phone
-    from models.config import load_config
-    from models.inbound import consent_target
-
-    region = load_config(session=s).default_region
-    parsed = parse_phone(number_or_id, default_region=region)
-    target = consent_target(session=s, number_or_id=number_or_id, e164=parsed.e164)
-    if not target.numbers:
-        fail(
-            f"{number_or_id!r} is neither a valid phone number nor the SIS id of someone "
-            "with a number",
-            as_json=as_json,
-        )
-    return target
-
-
-def _sender(s: Session, number: str | None, *, as_json: bool) -> str:
-    if number is None:
-        return ""
-    from domain.phones import parse_phone
-    from models.config import load_config
-
-    parsed = parse_phone(number, default_region=load_config(session=s).default_region)
-    if parsed.e164 is None:
-        fail(f"--sender {number!r} is not a valid phone number", as_json=as_json)
-    return parsed.e164
-
-
-@consent_app.command("show")
-def consent_show(
-    number_or_id: TargetArg, reveal: RevealOpt = False, json_out: JsonOpt = False
-) -> None:
-    """Show current consent and every change to it.
-
-    Each change has its status, source, scope, reason, who, when, and the reply that
-    caused it.
-    """
-    from models.inbound import consent_trail, current_consents
-
-    show = _masker(reveal)
-
-    def scope(sender: str) -> str:
-        return "institution" if not sender else f"sender {show(sender)}"
-
-    with session() as s:
-        target = _target(s, number_or_id, as_json=json_out)
-        current = current_consents(session=s, numbers=target.numbers)
-        events = consent_trail(session=s, numbers=target.numbers)
-        zone = institution_zone(s)
-        data = {
-            "person": {"id": target.person_sis_id, "name": target.person_name}
-            if target.person_sis_id
-            else None,
-            "numbers": [show(n) for n in target.numbers],
-            "current": [
-                {
-                    "number": show(c.e164),
-                    "scope": scope(c.sender_e164),
-                    "status": c.status,
-                    "source": c.source,
-                    "updated_at": local_iso(c.updated_at, zone),
-                }
-                for c in current
-            ],
-            "events": [
-                {
-                    "at": local_iso(e.at, zone),
-                    "number": show(e.e164),
-                    "scope": scope(e.sender_e164),
-                    "status": e.status,
-                    "source": e.source,
-                    "reason": e.reason,
-                    "actor": e.actor,
-                    "inbound_sid": e.inbound_sid,
-                }
-                for e in events
-            ],
-        }
-    emit(data, as_json=json_out, human=lambda d: _human_consent(d, zone))
-
-
-def _human_consent(d: dict[str, Any], zone: str) -> str:
-    who = f"{d['person']['name']} ({d['person']['id']})" if d["person"] else "unknown person"
-    lines = [f"{who}: {', '.join(d['numbers'])}", "current:"]
-    lines += [
-        f"  {c['number']} {c['scope']}: {c['status']} ({c['source']})" for c in d["current"]
-    ] or ["  nothing recorded (auto opt-in rules apply)"]
-    lines.append("history:")
-    for e in d["events"]:
-        extra = f" [reply {e['inbound_sid']}]" if e["inbound_sid"] else ""
-        lines.append(
-            f"  {local_time(e['at'], zone)} {e['number']} {e['scope']}: {e['status']} "
-            f"by {e['source']} ({e['actor'] or '-'}): {e['reason'] or ''}{extra}"
-        )
-    return "\n".join(lines)
-
-
-@consent_app.command("set")
-def consent_set(
-    number_or_id: TargetArg,
-    status: Annotated[AdminStatus, typer.Option("--status", help="opted_in or opted_out.")],
-    reason: ReasonOpt,
-    sender: Annotated[
-        str | None,
-        typer.Option(
-            "--sender",
-            help="Only for this sender number (per-sender scope); default: institution-wide.",
-        ),
-    ] = None,
-    reveal: RevealOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Set consent as an admin, with a reason.
-
-    Applies to every number of a person, or to one number (source ``admin``).
-    """
-    from models.consent import set_consent
-    from models.types import utcnow
-
-    show = _masker(reveal)
-    actor = _actor()
-    with session() as s:
-        target = _target(s, number_or_id, as_json=json_out)
-        scope = _sender(s, sender, as_json=json_out)
-        now = utcnow()
-        for number in target.numbers:
-            set_consent(
-                session=s,
-                e164=number,
-                status=status.value,
-                source="admin",
-                sender_e164=scope,
-                reason=reason,
-                actor=actor,
-                at=now,
-            )
-        data = {
-            "changed": [
-                {
-                    "number": show(n),
-                    "status": status.value,
-                    "scope": "institution" if not scope else f"sender {show(scope)}",
-                }
-                for n in target.numbers
-            ]
-        }
-    emit(
-        data,
-        as_json=json_out,
-        human=lambda d: "\n".join(
-            f"{c['number']} {c['scope']}: {c['status']}" for c in d["changed"]
-        ),
-    )
-
-
-@consent_app.command("resolve")
-def consent_resolve(
-    number_or_id: TargetArg,
-    reason: ReasonOpt,
-    opt_out: Annotated[
-        bool,
-        typer.Option(
-            "--opt-out",
-            help="The reply was a revocation: opt the number out "
-            "instead of restoring its previous state.",
-        ),
-    ] = False,
-    reveal: RevealOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Clear a review pause set by a flagged reply.
-
-    Texts resume in the state before the pause; with --opt-out the number is opted out.
-    """
-    from models.inbound import resolve_review
-    from models.types import utcnow
-
-    show = _masker(reveal)
-    actor = _actor()
-    with session() as s:
-        target = _target(s, number_or_id, as_json=json_out)
-        now = utcnow()
-        changed = [
-            (number, row)
-            for number in target.numbers
-            for row in resolve_review(
-                session=s, e164=number, reason=reason, actor=actor, now=now, opt_out=opt_out
-            )
-        ]
-        if not changed:
-            fail(f"nothing is paused for review for {number_or_id!r}", as_json=json_out)
-        data = {
-            "resolved": [
-                {
-                    "number": show(n),
-                    "status": row.status,
-                    "scope": "institution"
-                    if not row.sender_e164
-                    else f"sender {show(row.sender_e164)}",
-                }
-                for n, row in changed
-            ]
-        }
-    emit(
-        data,
-        as_json=json_out,
-        human=lambda d: "\n".join(
-            f"{c['number']} {c['scope']}: {c['status']} (review resolved)" for c in d["resolved"]
-        ),
-    )
-
-
 def register(app: typer.Typer) -> None:
     """Add ``poll``, ``reply``, ``inbox`` and the ``consent`` group to the main app."""
     app.command("poll")(poll)
     app.command("reply")(reply)
     app.command("inbox")(inbox_cmd)
-    app.add_typer(consent_app, name="consent")
+    consent_cmds.register(app)

@@ -92,10 +92,10 @@ def _use_api(url: str) -> None:
     """
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
-    from prefect.context import refresh_global_settings_context
+    from prefect.context import refresh_global_settings_context as reload_prefect_settings
     from prefect.settings import get_current_settings
 
-    refresh_global_settings_context()
+    reload_prefect_settings()
     current = get_current_settings()
     if (current.api.url or "").rstrip("/") != url.rstrip("/") or current.server.ephemeral.enabled:
         raise RuntimeError(f"Prefect did not take PREFECT_API_URL={url}")

@@ -1,4 +1,4 @@
-"""Repository functions of replies (models/inbound.py), on SQLite and PostgreSQL."""
+"""Repository functions of replies (models/inbound.py, leases.py, notifications.py, conversations.py, consent.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,23 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models.consent import set_consent
-from models.inbound import (
-    Outbound,
-    acquire_lease,
-    answered_message,
-    consent_target,
-    conversation_exists,
-    inbox,
-    insert_inbound,
-    people_by_number,
-    read_cursor,
-    release_lease,
-    resolve_review,
-    write_cursor,
-)
+from models.consent import consent_target, resolve_review, set_consent
+from models.conversations import conversation_exists, inbox
+from models.inbound import Outbound, answered_message, insert_inbound
+from models.leases import acquire_lease, read_cursor, release_lease, write_cursor
 from models.messaging import InboundMessage, Message, SenderNumber
-from models.people import Person, PhoneNumber
+from models.people import Person, PhoneNumber, people_by_number
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

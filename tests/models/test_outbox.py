@@ -24,17 +24,17 @@ from models.chunks import (
 from models.messaging import Campaign, Message, QuotaLedger, SendChunk
 from models.outbox import (
     Fence,
-    enqueue,
     get,
     load_chunk,
     mark_sending,
     mark_unknown,
     move,
-    resend_unknown,
     settle,
     to_email,
     unmark,
 )
+from models.outbox_loose import enqueue
+from models.outbox_recovery import resend_unknown
 from models.pacing import reserve_slots
 from models.people import Person
 from models.quota import reserve, used

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from domain.config import SmsConfig
-from domain.quality import PHONE_COLUMNS, STUDENT_COLUMNS, derive, measure
+from domain.quality.metrics import derive, measure
+from domain.quality.snapshot import PHONE_COLUMNS, STUDENT_COLUMNS
 from domain.routing import ConsentState
 from models.consent import Consent
 from models.people import Person, PhoneNumber

@@ -1,0 +1,222 @@
+"""The inbox: conversations between staff members and students, as staff read them.
+
+A conversation is (staff member, student): the staff member's number texted the student,
+or the student texted it. ``nudge inbox`` lists them with their unread and flagged replies;
+``nudge reply`` checks one exists before a staff member who is not the original sender may
+answer, and marks the student's replies read.
+
+Keyword-only functions over the caller's session; they never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, or_, select, update
+from sqlmodel import Session
+
+from domain.names import display_name
+from models.messaging import InboundMessage, Message, SenderNumber
+from models.outbox import SENT_STATES
+from models.people import Person, student_numbers
+
+inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+message_t = Message.__table__  # type: ignore[attr-defined]
+sender_t = SenderNumber.__table__  # type: ignore[attr-defined]
+person_t = Person.__table__  # type: ignore[attr-defined]
+
+
+def conversation_exists(*, session: Session, staff_person_id: int, student_person_id: int) -> bool:
+    """True when the staff member's number texted the student, or the student texted it."""
+    sender = session.execute(
+        select(sender_t.c.e164).where(sender_t.c.staff_person_id == staff_person_id)
+    ).scalar()
+    inbound = session.execute(
+        select(inbound_t.c.id)
+        .where(
+            inbound_t.c.staff_person_id == staff_person_id,
+            inbound_t.c.person_id == student_person_id,
+        )
+        .limit(1)
+    ).first()
+    if inbound is not None:
+        return True
+    if not sender:
+        return False
+    numbers = student_numbers(session=session, person_id=student_person_id)
+    if not numbers:
+        return False
+    outbound = session.execute(
+        select(message_t.c.id)
+        .where(
+            message_t.c.channel == "sms",
+            message_t.c.from_addr == sender,
+            message_t.c.status.in_(SENT_STATES),
+            or_(
+                message_t.c.person_id == student_person_id, message_t.c.to_addr.in_(sorted(numbers))
+            ),
+        )
+        .limit(1)
+    ).first()
+    if outbound is not None:
+        return True
+    return (
+        session.execute(
+            select(inbound_t.c.id)
+            .where(inbound_t.c.to_e164 == sender, inbound_t.c.from_e164.in_(sorted(numbers)))
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def mark_read(
+    *, session: Session, staff_person_id: int, student_person_id: int, now: datetime
+) -> int:
+    """Mark the student's unread replies to this staff member as read; returns how many."""
+    return int(
+        session.execute(
+            update(inbound_t)
+            .where(
+                inbound_t.c.staff_person_id == staff_person_id,
+                inbound_t.c.person_id == student_person_id,
+                inbound_t.c.keyword == "none",
+                inbound_t.c.read_at.is_(None),
+            )
+            .values(read_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One conversation of the inbox: a student (or unknown number) and a staff member."""
+
+    staff_sis_id: str | None
+    staff_name: str | None
+    student_sis_id: str | None
+    student_name: str | None
+    from_e164: str | None  # only for unknown senders
+    replies: int
+    unread: int
+    flagged: int
+    last_reply_at: datetime
+    last_reply: str
+
+    def as_dict(self, masker: Any = None) -> dict[str, Any]:
+        """JSON-ready, with the number passed through ``masker`` when given."""
+        number = self.from_e164
+        if number is not None and masker is not None:
+            number = masker(number)
+        return {
+            "staff_id": self.staff_sis_id,
+            "staff_name": self.staff_name,
+            "student_id": self.student_sis_id,
+            "student_name": self.student_name,
+            "from": number,
+            "replies": self.replies,
+            "unread": self.unread,
+            "flagged": self.flagged,
+            "last_reply_at": self.last_reply_at.isoformat(),
+            "last_reply": self.last_reply,
+        }
+
+
+def inbox(
+    *,
+    session: Session,
+    staff_person_id: int | None = None,
+    unread_only: bool = False,
+    limit: int = 100,
+) -> list[Conversation]:
+    """Conversations with replies (keywords aside), the most recent reply first.
+
+    A conversation is (staff member, student); replies from an unknown number form one
+    conversation per number.
+    """
+    unknown_key = case((inbound_t.c.person_id.is_(None), inbound_t.c.from_e164), else_="")
+    unread = func.sum(case((inbound_t.c.read_at.is_(None), 1), else_=0))
+    flagged = func.sum(case((inbound_t.c.flagged_phrase.is_not(None), 1), else_=0))
+    stmt = (
+        select(
+            inbound_t.c.staff_person_id,
+            inbound_t.c.person_id,
+            unknown_key.label("unknown"),
+            func.count().label("replies"),
+            unread.label("unread"),
+            flagged.label("flagged"),
+            func.max(inbound_t.c.id).label("last_id"),
+        )
+        .where(inbound_t.c.keyword == "none")
+        .group_by(inbound_t.c.staff_person_id, inbound_t.c.person_id, unknown_key)
+        .order_by(func.max(inbound_t.c.received_at).desc(), func.max(inbound_t.c.id).desc())
+        .limit(limit)
+    )
+    if staff_person_id is not None:
+        stmt = stmt.where(inbound_t.c.staff_person_id == staff_person_id)
+    if unread_only:
+        stmt = stmt.having(unread > 0)
+    groups = session.execute(stmt).all()
+    if not groups:
+        return []
+    last_ids = [int(g.last_id) for g in groups]
+    last = {
+        r.id: r
+        for r in session.execute(
+            select(
+                inbound_t.c.id, inbound_t.c.body, inbound_t.c.received_at, inbound_t.c.from_e164
+            ).where(inbound_t.c.id.in_(last_ids))
+        )
+    }
+    person_ids = {g.staff_person_id for g in groups} | {g.person_id for g in groups}
+    people = {
+        r.id: r
+        for r in session.execute(
+            select(
+                person_t.c.id,
+                person_t.c.sis_id,
+                person_t.c.first_name,
+                person_t.c.preferred_name,
+                person_t.c.last_name,
+            ).where(person_t.c.id.in_([p for p in person_ids if p is not None]))
+        )
+    }
+    conversations: list[Conversation] = []
+    for g in groups:
+        staff_row = people.get(g.staff_person_id)
+        student_row = people.get(g.person_id)
+        latest = last[int(g.last_id)]
+        conversations.append(
+            Conversation(
+                staff_sis_id=staff_row.sis_id if staff_row else None,
+                staff_name=display_name(
+                    staff_row.first_name,
+                    staff_row.preferred_name,
+                    staff_row.last_name,
+                    staff_row.sis_id,
+                )
+                if staff_row
+                else None,
+                student_sis_id=student_row.sis_id if student_row else None,
+                student_name=display_name(
+                    student_row.first_name,
+                    student_row.preferred_name,
+                    student_row.last_name,
+                    student_row.sis_id,
+                )
+                if student_row
+                else None,
+                from_e164=None if student_row else latest.from_e164,
+                replies=int(g.replies),
+                unread=int(g.unread or 0),
+                flagged=int(g.flagged or 0),
+                last_reply_at=latest.received_at,
+                last_reply=latest.body,
+            )
+        )
+    return conversations
+
+
+__all__ = ["Conversation", "conversation_exists", "inbox", "mark_read"]

@@ -1,0 +1,169 @@
+"""The reply-notification queue: emails telling staff members a student answered them.
+
+Each reply's notification email is an outbox row created in the same transaction as the
+reply (:func:`models.outbox_loose.enqueue`, unique per reply), so it is sent exactly once
+however often polls run or crash. This module reads what each email shows, gives waiting
+notifications the staff member's address once a sync knows it, and turns the reply's
+``notified`` true when the mail server accepted its email.
+
+Keyword-only functions over the caller's session; they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from domain.names import display_name
+from domain.outbox import Kind, Status
+from models.bulk import chunked
+from models.messaging import InboundMessage, Message
+from models.people import Person
+
+inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+message_t = Message.__table__  # type: ignore[attr-defined]
+person_t = Person.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReply:
+    """A reply waiting for its email to the staff member, with what the email shows."""
+
+    id: int
+    provider_sid: str
+    from_e164: str
+    body: str
+    received_at: datetime
+    flagged_phrase: str | None
+    staff_person_id: int
+    staff_sis_id: str
+    staff_name: str
+    staff_email: str | None
+    student_sis_id: str | None
+    student_name: str | None
+    original_body: str | None
+    original_sent_at: datetime | None
+
+
+def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[PendingReply]:
+    """What the notification email of each of these replies shows (replies to a staff
+    member's number, keywords aside), oldest first."""
+    if not inbound_ids:
+        return []
+    staff = aliased(person_t, name="staff")
+    student = aliased(person_t, name="student")
+    original = aliased(message_t, name="original")
+    rows = session.execute(
+        select(
+            inbound_t.c.id,
+            inbound_t.c.provider_sid,
+            inbound_t.c.from_e164,
+            inbound_t.c.body,
+            inbound_t.c.received_at,
+            inbound_t.c.flagged_phrase,
+            inbound_t.c.staff_person_id,
+            staff.c.sis_id,
+            staff.c.first_name,
+            staff.c.preferred_name,
+            staff.c.last_name,
+            staff.c.email,
+            student.c.sis_id,
+            student.c.first_name,
+            student.c.preferred_name,
+            student.c.last_name,
+            original.c.body,
+            original.c.sent_at,
+        )
+        .select_from(
+            inbound_t.join(staff, staff.c.id == inbound_t.c.staff_person_id)
+            .outerjoin(student, student.c.id == inbound_t.c.person_id)
+            .outerjoin(original, original.c.id == inbound_t.c.in_reply_to_id)
+        )
+        .where(
+            inbound_t.c.id.in_(sorted(set(inbound_ids))),
+            inbound_t.c.keyword == "none",
+            inbound_t.c.staff_person_id.is_not(None),
+        )
+        .order_by(inbound_t.c.received_at, inbound_t.c.id)
+    ).all()
+    pending: list[PendingReply] = []
+    for r in rows:
+        (
+            rid,
+            sid,
+            from_e164,
+            body,
+            received_at,
+            phrase,
+            staff_id,
+            staff_sis,
+            s_first,
+            s_pref,
+            s_last,
+            s_email,
+            st_sis,
+            st_first,
+            st_pref,
+            st_last,
+            o_body,
+            o_sent,
+        ) = r
+        pending.append(
+            PendingReply(
+                id=rid,
+                provider_sid=sid,
+                from_e164=from_e164,
+                body=body,
+                received_at=received_at,
+                flagged_phrase=phrase,
+                staff_person_id=staff_id,
+                staff_sis_id=staff_sis,
+                staff_name=display_name(s_first, s_pref, s_last, staff_sis),
+                staff_email=s_email,
+                student_sis_id=st_sis,
+                student_name=display_name(st_first, st_pref, st_last, st_sis) if st_sis else None,
+                original_body=o_body,
+                original_sent_at=o_sent,
+            )
+        )
+    return pending
+
+
+def mark_notified(*, session: Session, ids: Sequence[int]) -> None:
+    """These replies' notification email was handed over."""
+    for batch in chunked(sorted(set(ids))):
+        session.execute(
+            update(inbound_t).where(inbound_t.c.id.in_(list(batch))).values(notified=True)
+        )
+
+
+def address_notifications(*, session: Session) -> int:
+    """Reply notifications waiting for their staff member's email address get it where it is
+    known now (a later sync may have added it). Returns how many are still unaddressed."""
+    email = select(person_t.c.email).where(person_t.c.id == message_t.c.person_id)
+    session.execute(
+        update(message_t)
+        .where(
+            message_t.c.kind == Kind.NOTIFICATION.value,
+            message_t.c.to_addr.is_(None),
+            message_t.c.status == Status.PLANNED.value,
+        )
+        .values(to_addr=email.scalar_subquery())
+    )
+    return int(
+        session.execute(
+            select(func.count()).where(
+                message_t.c.kind == Kind.NOTIFICATION.value,
+                message_t.c.status == Status.PLANNED.value,
+                message_t.c.to_addr.is_(None),
+            )
+        ).scalar_one()
+    )
+
+
+__all__ = ["PendingReply", "address_notifications", "mark_notified", "replies_to_notify"]
