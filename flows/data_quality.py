@@ -1,9 +1,11 @@
 """Deployment entrypoint ``data-quality``: the onboarding data-quality report and its alerts.
 
-Thin orchestration only: the steps live in ``tasks/quality.py``. :func:`run_report` is the
-one place the order is written; the Prefect flow runs it through the engine (after each
-``sis-sync`` completes, and on a daily fallback schedule), and ``nudge report`` runs the same
-steps as plain functions when no Prefect server is configured.
+Thin orchestration only: the steps live in ``tasks/quality.py`` and
+``tasks/quality_publish.py``. :func:`run_report` is the one place the order is written, and
+where each step is handed what it needs (the process's engine from ``nudge.wiring``, the send
+environment); the Prefect flow runs it through the engine (after each ``sis-sync`` completes,
+and on a daily fallback schedule), and ``nudge report`` runs the same steps as plain
+functions when no Prefect server is configured.
 
 Importing this module does not import Great Expectations: only the validation step does.
 """
@@ -18,8 +20,9 @@ from typing import Any
 from prefect import flow
 
 from models.types import utcnow
-from nudge.settings import Settings, get_settings
-from tasks import quality
+from nudge import wiring
+from nudge.settings import Settings
+from tasks import quality, quality_publish
 from tasks.runtime import stepper
 
 
@@ -50,21 +53,23 @@ def run_report(
     Returns the report's JSON (its keys are described in ``docs/data-quality.md``).
     """
     step = stepper(engine)
+    env = wiring.env(settings)
+    db = env.engine
     now = now or utcnow()
     folder = quality.absolute_path(out_dir) if out_dir is not None else report_folder(settings, now)
-    inputs = step(quality.load_inputs)(settings, now)
+    inputs = step(quality.load_inputs)(db, now)
     measured = step(quality.measure_inputs)(inputs, now)
     validation = step(quality.validate)(inputs, measured, folder / "data-docs", now)
     report = quality.assemble(inputs, measured, validation, now=now, folder=folder)
     started = time.perf_counter()
     report.files = step(quality.write_outputs)(report)
     report.timings["outputs"] = time.perf_counter() - started
-    report.run_id = step(quality.record)(settings, report)
-    sent = step(quality.notify)(settings, report)
+    report.run_id = step(quality_publish.record)(db, report, settings.alert_emails)
+    sent = step(quality_publish.notify)(env, report)
     report.event_emitted = sent["event_emitted"]
     report.alert_emails_sent = sent["alert_emails_sent"]
     report.alert_email_errors = sent["alert_email_errors"]
-    step(quality.publish)(report)
+    step(quality_publish.publish)(report)
     return report.result()
 
 
@@ -77,4 +82,4 @@ def data_quality(out_dir: str | None = None) -> dict[str, Any]:
             working folder). Defaults to a new timestamped folder under
             ``NUDGE_REPORT_DIR``.
     """
-    return run_report(get_settings(), out_dir=out_dir, engine=True)
+    return run_report(wiring.settings(), out_dir=out_dir, engine=True)

@@ -8,10 +8,10 @@ from typing import Any
 from prefect import flow
 
 from flows.send_campaign import run_dispatch
-from nudge.settings import get_settings
+from nudge import wiring
 
 
 @flow(name="dispatch-due")
 def dispatch_due() -> dict[str, Any]:
     """Send everything that is due now."""
-    return run_dispatch(get_settings(), engine=True)
+    return run_dispatch(wiring.settings(), engine=True)

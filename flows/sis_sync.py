@@ -1,8 +1,10 @@
 """Deployment entrypoint ``sis-sync``: the nightly SIS contact sync.
 
-Thin orchestration only: the steps live in ``tasks/sis.py``. :func:`run_sync` is the one
-place the order is written; the Prefect flow runs it through the engine, and ``nudge sync``
-runs the same steps as plain functions when no Prefect server is configured.
+Thin orchestration only: the steps live in ``tasks/sis.py``, the run's bookkeeping and its
+report in ``tasks/sync_runs.py``. :func:`run_sync` is the one place the order is written,
+and where the steps are handed the process's engine and the opened source; the Prefect flow
+runs it through the engine, and ``nudge sync`` runs the same steps as plain functions when
+no Prefect server is configured.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from prefect import flow
 
 from domain.sync import SyncRefused
 from models.types import utcnow
-from nudge.settings import Settings, get_settings
-from tasks import sis
+from nudge import wiring
+from nudge.settings import Settings
+from tasks import sis, sync_runs
 from tasks.runtime import stepper
 
 
@@ -36,28 +39,30 @@ def run_sync(
     through. Returns the run's figures.
     """
     step = stepper(engine)
-    run_id = sis.begin_run(settings, source)
+    db = wiring.engine(settings)
+    run_id = sync_runs.begin_run(db, source)
     started = utcnow()
     quarantined: list[Any] = []
     try:
-        data = step(sis.extract)(source, settings, encoding)
+        opened = wiring.sis_source(source, settings, encoding=encoding)
+        data = step(sis.extract)(opened)
         quarantined = data.quarantined
-        found = step(sis.diff)(data, settings, force)
-        checked = step(sis.validate)(found, settings)
-        stats = step(sis.apply)(checked, quarantined, run_id, settings, checkpoint, force)
+        found = step(sis.diff)(data, db, force)
+        checked = step(sis.validate)(found, settings.sync_workers)
+        stats = step(sis.apply)(checked, quarantined, run_id, db, checkpoint, force)
     except SyncRefused as exc:
-        sis.fail_run(settings, run_id, status="refused", error=str(exc), quarantined=quarantined)
+        sync_runs.fail_run(db, run_id, status="refused", error=str(exc), quarantined=quarantined)
         raise
     except Exception as exc:
-        sis.fail_run(
-            settings,
+        sync_runs.fail_run(
+            db,
             run_id,
             status="failed",
             error=f"{type(exc).__name__}: {exc}",
             quarantined=quarantined,
         )
         raise
-    step(sis.report)(stats, source, started)
+    step(sync_runs.report)(stats, source, started)
     return stats
 
 
@@ -74,7 +79,7 @@ def sis_sync(
         force: Apply a sync the guards would refuse (a known mass change: many people
             leaving, many numbers removed).
     """
-    settings = get_settings()
+    settings = wiring.settings()
     chosen = source or settings.sis_source
     if not chosen:
         raise ValueError("no source: pass `source` or set NUDGE_SIS_SOURCE (csv:PATH or ethos:URL)")

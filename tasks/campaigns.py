@@ -14,8 +14,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
-from domain.audience import AudienceFilter
 from domain.campaign import (
     CampaignRequest,
     Member,
@@ -31,24 +31,24 @@ from domain.quota import month_key, remaining
 from domain.routing import PermissionPolicy, SenderFacts, check_sender
 from domain.templates import TemplateError, parse_template
 from models.audience import AudienceMember, resolve_audience, unknown_ids
+from models.campaign_lifecycle import start_due_campaigns
 from models.campaigns import (
     by_request_key,
-    cancel_scheduled,
     consents_for,
     dynamic_roles,
     granted_roles,
     insert_plan,
     sender_number,
-    staff_by_sis_id,
     texted_numbers,
 )
+from models.cancel import cancel_scheduled
 from models.config import load_config
-from models.db import make_engine, session_scope
+from models.db import session_scope
 from models.messaging import Campaign
-from models.people import Person
+from models.people import NoSuchStaff, Person, staff_by_sis_id
 from models.quota import used
 from models.types import utcnow
-from nudge.settings import Settings
+from tasks.env import TaskSettings
 from tasks.runtime import in_prefect_run, run_logger
 
 
@@ -78,12 +78,6 @@ class PlanOutcome:
 _ID_KINDS = {"student_ids": "unknown student ids", "caseload": "unknown advisor ids"}
 
 
-def display_name(person: Person) -> str:
-    """Preferred (else first) name and last name."""
-    first = (person.preferred_name or "").strip() or (person.first_name or "").strip()
-    return " ".join(p for p in (first, (person.last_name or "").strip()) if p) or person.sis_id
-
-
 def _member(m: AudienceMember, sender_name: str) -> Member:
     return Member(
         id=m.id,
@@ -110,7 +104,7 @@ def sender_policy(
     static = frozenset([*person.roles, *granted_roles(session=session, staff_sis_id=person.sis_id)])
     facts = SenderFacts(
         staff_id=person.sis_id,
-        name=display_name(person),
+        name=person.display_name,
         static_roles=static,
         department=person.department,
         title=person.title,
@@ -139,7 +133,7 @@ def build_plan(
         return outcome, [], None, config
     sender = staff_by_sis_id(session=session, sis_id=request.sender_id)
     if sender is None:
-        outcome.refused_reason = f"no staff member with SIS id {request.sender_id!r}"
+        outcome.refused_reason = str(NoSuchStaff(request.sender_id))
         outcome.status = "refused"
         return outcome, [], None, config
     facts, policy = sender_policy(session, config, sender)
@@ -210,67 +204,59 @@ def build_plan(
 @task(name="plan-campaign", cache_policy=NO_CACHE)
 def plan_campaign(
     request: CampaignRequest,
-    settings: Settings,
+    settings: TaskSettings,
+    engine: Engine,
     *,
     kind: str = "campaign",
     is_reply: bool = False,
     request_key: str | None = None,
     created_by: str | None = None,
 ) -> PlanOutcome:
-    """Preview (``dry_run``) or store a campaign with all its messages, atomically."""
+    """Preview (``dry_run``) or store a campaign with all its messages, atomically, on
+    ``engine`` (the caller's: the process's engine of nudge's database)."""
     now = utcnow()
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            if request_key:
-                prior = by_request_key(session=session, request_key=request_key)
-                if prior is not None:  # the same request again: the same campaign
-                    return PlanOutcome(
-                        campaign_id=prior.id, status=prior.status, send_at=prior.send_at
-                    )
-            zone = load_config(session=session).timezone
-            request = request.model_copy(
-                update={"send_at": localized_send_at(request.send_at, zone)}
-            )
-            outcome, planned, sender, _config = build_plan(
-                session, request, now=now, is_reply=is_reply
-            )
-            if request.dry_run or sender is None:
-                _report_plan(outcome, request)
-                return outcome
-            scheduled = request.send_at is not None and request.send_at > now
-            campaign = Campaign(
+    with session_scope(engine) as session:
+        if request_key:
+            prior = by_request_key(session=session, request_key=request_key)
+            if prior is not None:  # the same request again: the same campaign
+                return PlanOutcome(campaign_id=prior.id, status=prior.status, send_at=prior.send_at)
+        zone = load_config(session=session).timezone
+        request = request.model_copy(update={"send_at": localized_send_at(request.send_at, zone)})
+        outcome, planned, sender, _config = build_plan(session, request, now=now, is_reply=is_reply)
+        if request.dry_run or sender is None:
+            _report_plan(outcome, request)
+            return outcome
+        scheduled = request.send_at is not None and request.send_at > now
+        campaign = Campaign(
+            kind=kind,
+            sender_person_id=sender.id,  # type: ignore[arg-type]
+            audience=request.audience.model_dump(mode="json"),
+            template=request.message,
+            send_at=request.send_at,
+            status="refused"
+            if outcome.refused_reason
+            else ("scheduled" if scheduled else "sending"),
+            refused_reason=outcome.refused_reason,
+            request_key=request_key,
+            created_by=created_by,
+            conversation=is_reply,
+            counts=outcome.summary.as_dict(),
+            started_at=None if scheduled or outcome.refused_reason else now,
+        )
+        session.add(campaign)
+        session.flush()
+        outcome.campaign_id = campaign.id
+        outcome.status = campaign.status
+        if not outcome.refused_reason:
+            outcome.chunks = insert_plan(
+                session=session,
+                campaign=campaign,
+                planned=planned,
+                sender_name=sender.display_name,
+                chunk_size=settings.chunk_size,
                 kind=kind,
-                sender_person_id=sender.id,  # type: ignore[arg-type]
-                audience=request.audience.model_dump(mode="json"),
-                template=request.message,
-                send_at=request.send_at,
-                status="refused"
-                if outcome.refused_reason
-                else ("scheduled" if scheduled else "sending"),
-                refused_reason=outcome.refused_reason,
-                request_key=request_key,
-                created_by=created_by,
-                conversation=is_reply,
-                counts=outcome.summary.as_dict(),
-                started_at=None if scheduled or outcome.refused_reason else now,
+                now=now,
             )
-            session.add(campaign)
-            session.flush()
-            outcome.campaign_id = campaign.id
-            outcome.status = campaign.status
-            if not outcome.refused_reason:
-                outcome.chunks = insert_plan(
-                    session=session,
-                    campaign=campaign,
-                    planned=planned,
-                    sender_name=display_name(sender),
-                    chunk_size=settings.chunk_size,
-                    kind=kind,
-                    now=now,
-                )
-    finally:
-        engine.dispose()
     _report_plan(outcome, request)
     return outcome
 
@@ -365,14 +351,23 @@ def preview_markdown(outcome: PlanOutcome, request: CampaignRequest | None = Non
     return "\n".join(lines)
 
 
-def cancel_campaign(settings: Settings, campaign_id: int) -> str:
+def cancel_campaign(engine: Engine, campaign_id: int) -> str:
     """Cancel a scheduled campaign before it starts; returns the new status or raises."""
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            return cancel_scheduled(session=session, campaign_id=campaign_id, now=utcnow())
-    finally:
-        engine.dispose()
+    with session_scope(engine) as session:
+        return cancel_scheduled(session=session, campaign_id=campaign_id, now=utcnow())
 
 
-__all__ = ["AudienceFilter", "PlanOutcome", "build_plan", "cancel_campaign", "plan_campaign"]
+def start_due(engine: Engine, now: datetime) -> list[int]:
+    """Start the scheduled campaigns whose ``send_at`` has come by ``now`` (each once, however
+    many dispatchers run); returns their ids."""
+    with session_scope(engine) as session:
+        return start_due_campaigns(session=session, now=now)
+
+
+__all__ = [
+    "PlanOutcome",
+    "build_plan",
+    "cancel_campaign",
+    "plan_campaign",
+    "start_due",
+]

@@ -1,15 +1,14 @@
-"""Tasks of the data-quality report: snapshot, measure, validate, write, record, notify, publish.
+"""Tasks of the data-quality report: snapshot, measure, validate, assemble and write.
 
-Each task is one step; the order is written once in ``flows/data_quality.py``.
+Each task is one step; the order is written once in ``flows/data_quality.py``, which hands
+each step what it needs (the engine of nudge's database). Recording, notifying and
+publishing a finished report are in ``tasks/quality_publish.py``.
 
-Great Expectations is imported only inside :func:`validate` (its import costs seconds): this
-module, the flow module and the CLI import without it. GX runs in an *ephemeral* context
-built from the JSON suites in ``expectations/``: nothing accumulates between runs (a file
-context's ``uncommitted/validations`` would grow forever), and its Data Docs site is a plain
-folder inside the report folder. Its progress bars are switched off in the context's config,
-so ``nudge report --json`` prints one clean JSON object.
+Great Expectations is reached only through ``adapters/gx_validator.py``, which imports it
+only when :func:`validate` runs (its import costs seconds): this module, the flow module and
+the CLI import without it.
 
-No full phone number leaves this module: follow-up lists mask them (``mask_phone``), GX is
+No full phone number leaves these steps: follow-up lists mask them (``mask_phone``), GX is
 told to list no unexpected values (Data Docs would show them), and artifacts, emails and the
 alert event carry counts only.
 """
@@ -17,11 +16,9 @@ alert event carry counts only.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,52 +26,36 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
-from adapters.mailer import Email
+from adapters import gx_validator
 from domain import spreadsheet
 from domain.config import SmsConfig
-from domain.quality import (
-    HEADLINE_KEYS,
+from domain.quality.alerts import (
     TREND_RUNS,
     AlertDecision,
-    Derived,
-    Figures,
-    FollowUp,
-    GroupCount,
-    Outcome,
-    Snapshot,
-    SummaryInput,
     TrendPoint,
-    advisor_file_stem,
-    breakdown,
     changes,
     decide_alert,
-    derive,
-    followups,
-    headline_markdown,
-    measure,
-    render_reachability_svg,
-    render_summary,
-    requirement_text,
-    suite_overrides,
     trend,
 )
-from domain.quality_html import PageInput, render_report_html
-from expectations import SUITES, configured_suite, expectation_meta
+from domain.quality.chart import render_reachability_svg
+from domain.quality.followups import FollowUp, advisor_file_stem, followups
+from domain.quality.html import PageInput, render_report_html
+from domain.quality.labels import HEADLINE_KEYS
+from domain.quality.metrics import Derived, Figures, GroupCount, breakdown, derive, measure
+from domain.quality.outcomes import Outcome
+from domain.quality.render import SummaryInput, render_summary
+from domain.quality.snapshot import Snapshot
+from expectations import expectation_meta
 from models.config import load_config
-from models.db import make_engine, session_scope
-from models.quality import recent_quality_runs, save_quality_run, take_snapshot
-from nudge.settings import Settings
-from tasks.runtime import in_prefect_run, run_logger
+from models.db import session_scope
+from models.quality import recent_quality_runs, take_snapshot
+from tasks.runtime import run_logger
 
-ALERT_EVENT = "nudge.data-quality.alert"
 #: The self-contained report page, at the top of each report folder.
 REPORT_PAGE = "index.html"
-DATA_DOCS_SITE = "nudge-report"
 FOLLOWUP_COLUMNS = ("student_id", "name", "program", "problem", "what_is_wrong", "how_to_fix")
-#: Data Docs ships 4 MB of tutorial images no page of ours shows: dropped from each report.
-_DOCS_UNUSED = ("glossary_scroller.gif", "validation_failed_unexpected_values.gif",
-                "iterative-dev-loop.png")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -189,20 +170,16 @@ def absolute_path(path: Path | str) -> Path:
 
 
 @task(name="quality-snapshot", cache_policy=NO_CACHE)
-def load_inputs(settings: Settings, now: datetime) -> QualityInputs:
+def load_inputs(engine: Engine, now: datetime) -> QualityInputs:
     """Read the snapshot of active students' contact data, the configuration and history."""
     started = time.perf_counter()
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            config = load_config(session=session)
-            snapshot = take_snapshot(session=session)
-            runs = recent_quality_runs(session=session, limit=TREND_RUNS - 1, before=now)
-            history = [
-                HistoryRun(r.id or 0, r.at, r.alert, dict(r.metrics), r.report_dir) for r in runs
-            ]
-    finally:
-        engine.dispose()
+    with session_scope(engine) as session:
+        config = load_config(session=session)
+        snapshot = take_snapshot(session=session)
+        runs = recent_quality_runs(session=session, limit=TREND_RUNS - 1, before=now)
+        history = [
+            HistoryRun(r.id or 0, r.at, r.alert, dict(r.metrics), r.report_dir) for r in runs
+        ]
     seconds = time.perf_counter() - started
     run_logger().info(
         "snapshot: %d active students, %d phones, %d previous runs (%.1f s)",
@@ -241,164 +218,7 @@ def measure_inputs(inputs: QualityInputs, now: datetime) -> Measured:
     )
 
 
-# --- validate (Great Expectations) ------------------------------------------------------------
-
-
-def import_gx() -> tuple[Any, float]:
-    """Import Great Expectations (once per process); returns the module and seconds spent.
-
-    Its import emits DeprecationWarnings from its own dependencies; they are GX's business,
-    not ours, and would otherwise fail a test run where warnings are errors.
-    """
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import great_expectations as gx
-        import great_expectations.checkpoint.actions
-    return gx, time.perf_counter() - started
-
-
-def frames(inputs: QualityInputs, derived: Derived) -> dict[str, Any]:
-    """The pandas frames the suites validate, by suite name (columns per the suites' meta)."""
-    import pandas as pd
-
-    st, ph = inputs.snapshot.students, inputs.snapshot.phones
-    students = pd.DataFrame(
-        {
-            "sis_id": pd.Series(st["sis_id"], dtype=object),
-            "sms_e164": pd.Series(st["sms_e164"], dtype=object),
-            "sms_reachable": pd.Series(derived.sms_reachable, dtype=bool),
-            "sms_is_parent_number": pd.Series(st["sms_is_parent_number"], dtype=bool),
-            "email": pd.Series(st["email"], dtype=object),
-        }
-    )
-    phones = pd.DataFrame(
-        {
-            "e164": pd.Series(ph["e164"], dtype=object),
-            "type_code": pd.Series(ph["type_code"], dtype=object),
-            "kind": pd.Series(ph["kind"], dtype=object),
-            "line_type": pd.Series(ph["line_type"], dtype=object),
-            "valid": pd.Series(ph["valid"], dtype=bool),
-            "age_years": pd.Series(derived.phone_age_years, dtype="float64"),
-        }
-    )
-    return {"students": students, "phones": phones}
-
-
-def run_suites(
-    data: dict[str, Any],
-    config: SmsConfig,
-    *,
-    docs_dir: Path | None,
-    run_time: datetime,
-    gx: Any | None = None,
-) -> list[Outcome]:
-    """Validate each frame against its suite in a fresh ephemeral GX context.
-
-    With ``docs_dir``, each checkpoint's ``UpdateDataDocsAction`` renders Data Docs there
-    (any earlier content of that folder is replaced).
-    """
-    if gx is None:
-        gx, _ = import_gx()
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    if docs_dir is not None:
-        # GX's filesystem store refuses a relative base_directory (no root_directory in an
-        # ephemeral context): the caller's path is made absolute here, whatever it was.
-        docs_dir = absolute_path(docs_dir)
-        if docs_dir.exists():
-            shutil.rmtree(docs_dir)
-    context = gx.get_context(project_config=_context_config(docs_dir), mode="ephemeral")
-    source = context.data_sources.add_pandas("nudge-snapshot")
-    overrides = suite_overrides(config)
-    meta = expectation_meta()
-    run_id = RunIdentifier(run_name="data-quality", run_time=run_time)
-    outcomes: list[Outcome] = []
-    for name, frame in SUITES.items():
-        spec = configured_suite(name, overrides)
-        kwargs_by_key = {e["meta"]["key"]: e["kwargs"] for e in spec["expectations"]}
-        batch = source.add_dataframe_asset(frame).add_batch_definition_whole_dataframe(frame)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            suite = context.suites.add(gx.ExpectationSuite(**spec))
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch, suite=suite)
-        )
-        actions = (
-            [UpdateDataDocsAction(name="data-docs", site_names=[DATA_DOCS_SITE])]
-            if docs_dir is not None
-            else []
-        )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"nudge-{name}",
-                validation_definitions=[definition],
-                actions=actions,
-                # No unexpected values in results: Data Docs would print phone numbers.
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
-            )
-        )
-        result = checkpoint.run(batch_parameters={"dataframe": data[frame]}, run_id=run_id)
-        for validation in result.run_results.values():
-            for item in validation.results:
-                key = (item.expectation_config.meta or {}).get("key", "")
-                outcomes.append(_outcome(item, meta.get(key, {}), kwargs_by_key.get(key, {})))
-    order = {key: n for n, key in enumerate(meta)}
-    outcomes.sort(key=lambda o: order.get(o.key, len(order)))
-    if docs_dir is not None:
-        for unused in _DOCS_UNUSED:
-            (docs_dir / "static" / "images" / unused).unlink(missing_ok=True)
-    return outcomes
-
-
-def _context_config(docs_dir: Path | None) -> Any:
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    sites: dict[str, Any] = {}
-    if docs_dir is not None:
-        sites[DATA_DOCS_SITE] = {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
-    return DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(),
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-        data_docs_sites=sites,
-    )
-
-
-def _outcome(item: Any, meta: dict[str, Any], kwargs: dict[str, Any]) -> Outcome:
-    result = item.result or {}
-    error = None
-    info = item.exception_info or {}
-    if info.get("raised_exception"):
-        error = str(info.get("exception_message") or "error")[:300]
-    unexpected_pct = result.get("unexpected_percent")
-    return Outcome(
-        key=meta.get("key", "?"),
-        suite=meta.get("suite", "?"),
-        title=meta.get("title", item.expectation_config.type),
-        success=bool(item.success),
-        meaning=meta.get("meaning", ""),
-        fix=meta.get("fix", ""),
-        element_count=int(result.get("element_count") or 0),
-        missing_count=int(result.get("missing_count") or 0),
-        unexpected_count=int(result.get("unexpected_count") or 0),
-        unexpected_percent=float(unexpected_pct) if unexpected_pct is not None else None,
-        requirement=requirement_text(kwargs),
-        error=error,
-    )
+# --- validate (Great Expectations, through its adapter) ---------------------------------------
 
 
 @task(name="quality-validate", cache_policy=NO_CACHE)
@@ -407,12 +227,11 @@ def validate(
 ) -> Validation:
     """Run the expectation suites over the snapshot with Great Expectations (Data Docs to
     ``docs_dir``)."""
-    gx, import_s = import_gx()
+    gx, import_s = gx_validator.import_gx()
     docs_dir = absolute_path(docs_dir) if docs_dir is not None else None
     started = time.perf_counter()
-    outcomes = run_suites(
-        frames(inputs, measured.derived), inputs.config, docs_dir=docs_dir, run_time=now, gx=gx
-    )
+    data = gx_validator.frames(inputs.snapshot, measured.derived)
+    outcomes = gx_validator.run_suites(data, inputs.config, docs_dir=docs_dir, run_time=now, gx=gx)
     seconds = time.perf_counter() - started
     failed = [o.key for o in outcomes if not o.success]
     run_logger().info(
@@ -422,8 +241,7 @@ def validate(
         failed,
         seconds,
     )
-    index = docs_dir / "index.html" if docs_dir is not None else None
-    return Validation(outcomes, index if index and index.exists() else None, import_s, seconds)
+    return Validation(outcomes, gx_validator.docs_index(docs_dir), import_s, seconds)
 
 
 # --- assemble and write -----------------------------------------------------------------------
@@ -545,215 +363,3 @@ def write_outputs(report: Report) -> dict[str, Any]:
         "followup": [str(followup_dir / name) for name in sorted(by_file)],
         "json": str(folder / "report.json"),
     }
-
-
-# --- record, notify, publish ------------------------------------------------------------------
-
-
-@task(name="quality-record", cache_policy=NO_CACHE)
-def record(settings: Settings, report: Report) -> int:
-    """Store the run's figures for the trend and, on an alert, its emails to
-    ``settings.alert_emails`` in the outbox (same transaction: each is sent exactly once);
-    returns the QualityRun id."""
-    from models.outbox import enqueue
-    from tasks.outbox import alert_rows
-
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            run = save_quality_run(
-                session=session,
-                at=report.at,
-                metrics=report.metrics,
-                alert=report.alert.alert,
-                report_dir=str(report.folder),
-            )
-            run_id = run.id or 0
-            if report.alert.alert:
-                sample = alert_email(report, "")
-                enqueue(
-                    session=session,
-                    rows=alert_rows(
-                        key=f"quality:{run_id}",
-                        recipients=settings.alert_emails,
-                        subject=sample.subject,
-                        body=sample.body,
-                        now=report.at,
-                    ),
-                )
-    finally:
-        engine.dispose()
-    return run_id
-
-
-def alert_payload(report: Report) -> dict[str, Any]:
-    """The figures an alert carries (event payload and email): counts only, no numbers."""
-    m = report.metrics
-    previous = report.previous.metrics.get("sms_reachable_pct") if report.previous else None
-    return {
-        "reasons": list(report.alert.reasons),
-        "message": report.alert.message,
-        "sms_reachable_pct": m["sms_reachable_pct"],
-        "previous_sms_reachable_pct": previous,
-        "drop_points": report.alert.drop_points,
-        "threshold_pct": round(report.thresholds["reachability_threshold"] * 100, 4),
-        "drop_threshold_points": report.thresholds["reachability_drop_points"],
-        "students": m["students"],
-        "sms_reachable": m["sms_reachable"],
-        "missing_cell": m["missing_cell"],
-        "unreachable": m["unreachable"],
-        "expectations_failed": m["expectations_failed"],
-        "report_dir": str(report.folder),
-        "run_id": report.run_id,
-    }
-
-
-def should_emit_events() -> bool:
-    """True inside a Prefect run or when a Prefect API is configured.
-
-    Outside both, Prefect would start a temporary server just to receive the event, and no
-    automation could ever see it there: the event is skipped (the email still goes).
-    """
-    if in_prefect_run():
-        return True
-    from prefect.settings import PREFECT_API_URL
-
-    return bool(PREFECT_API_URL.value())
-
-
-def emit_alert_event(report: Report) -> bool:
-    """Emit ``nudge.data-quality.alert`` with the figures; True when it was handed over."""
-    from prefect.events import emit_event
-
-    event = emit_event(
-        event=ALERT_EVENT,
-        resource={
-            "prefect.resource.id": "nudge.data-quality",
-            "prefect.resource.name": "nudge data quality",
-        },
-        payload=alert_payload(report),
-    )
-    return event is not None
-
-
-def alert_email(report: Report, to: str) -> Email:
-    """The alert email: the reasons, the headline figures and where the report is."""
-    m = report.metrics
-    lines = [
-        "nudge's data-quality report raised an alert.",
-        "",
-        f"{report.alert.message}.",
-        "",
-        headline_markdown(m, report.change, AlertDecision(False)),
-        "",
-        f"Failed expectations: {', '.join(m['failed_expectations']) or 'none'}",
-        f"Report: {report.folder / REPORT_PAGE}",
-        f"Report folder: {report.folder}",
-        "Follow-up lists per advisor are in its followup/ folder.",
-    ]
-    pct = m["sms_reachable_pct"]
-    return Email(
-        to=to,
-        subject=f"[nudge] Data-quality alert: SMS reachability {pct:.1f}%",
-        body="\n".join(lines) + "\n",
-    )
-
-
-@task(name="quality-notify", cache_policy=NO_CACHE)
-def notify(settings: Settings, report: Report) -> dict[str, Any]:
-    """On an alert: emit the Prefect event (when a Prefect API can receive it) and email
-    ``settings.alert_emails``. A mail failure is reported, never raised: the report stands."""
-    log = run_logger()
-    outcome: dict[str, Any] = {
-        "event_emitted": False,
-        "alert_emails_sent": 0,
-        "alert_email_errors": [],
-    }
-    if not report.alert.alert:
-        return outcome
-    log.warning("data-quality alert: %s", report.alert.message)
-    if should_emit_events():
-        outcome["event_emitted"] = emit_alert_event(report)
-    else:
-        log.info("no Prefect API configured: alert event %s skipped", ALERT_EVENT)
-    if any(a.strip() for a in settings.alert_emails):
-        from domain.outbox import Kind
-        from tasks.outbox import SendEnv, deliver_loose
-
-        env = SendEnv.from_settings(settings, make_engine(settings.database_url))
-        try:
-            sent = deliver_loose(env, kinds=[Kind.ALERT]).emails
-        finally:
-            env.engine.dispose()
-        outcome["alert_emails_sent"] = sent.sent
-        if sent.failed:
-            outcome["alert_email_errors"].append(
-                f"{sent.failed} alert emails refused for good: {sent.last_error}"
-            )
-        if sent.retry:
-            outcome["alert_email_errors"].append(
-                f"{sent.retry} alert emails not sent yet ({sent.last_error}); "
-                "retried by the next run of dispatch-due"
-            )
-        for error in outcome["alert_email_errors"]:
-            log.warning("alert email: %s", error)
-    return outcome
-
-
-def artifact_markdown(report: Report) -> str:
-    """The markdown artifact: headline figures and their change since the previous run."""
-    since = (
-        f"Compared with the run of {report.previous.at:%Y-%m-%d %H:%M} UTC."
-        if report.previous
-        else "First run: nothing to compare with."
-    )
-    failed = [o.title for o in report.outcomes if not o.success]
-    return "\n".join(
-        [
-            f"## Data quality, {report.at:%Y-%m-%d %H:%M} UTC",
-            "",
-            since,
-            "",
-            headline_markdown(report.metrics, report.change, report.alert),
-            "",
-            f"Expectations: {report.metrics['expectations_passed']} passed, "
-            f"{report.metrics['expectations_failed']} failed"
-            + (f" ({'; '.join(failed)})" if failed else "")
-            + ".",
-            "",
-            f"Report page (self-contained, opens offline): `{report.folder / REPORT_PAGE}`",
-            "",
-            f"Report folder: `{report.folder}`",
-        ]
-    )
-
-
-def artifact_table(report: Report) -> list[dict[str, Any]]:
-    """The table artifact: missing-cell counts by program, then by advisor."""
-    return [g.to_dict() for g in (*report.programs, *report.advisors)]
-
-
-@task(name="quality-publish", cache_policy=NO_CACHE)
-def publish(report: Report) -> bool:
-    """Write ``report.json`` (what the command prints) and, inside a Prefect run, create the
-    artifacts; True when artifacts were created."""
-    path = report.folder / "report.json"
-    path.write_text(
-        json.dumps(report.result(), indent=2, sort_keys=True, default=str) + "\n",
-        encoding="utf-8",
-    )
-    if not in_prefect_run():
-        return False
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    create_markdown_artifact(
-        markdown=artifact_markdown(report),
-        key="data-quality-summary",
-        description="Onboarding data quality: headline figures and change since last run",
-    )
-    create_table_artifact(
-        table=artifact_table(report),
-        key="data-quality-missing-cell",
-        description="Students with no number we can text, by program and by advisor",
-    )
-    return True

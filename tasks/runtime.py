@@ -1,4 +1,5 @@
-"""Run-time helpers shared by every task: the right logger and the engine/no-engine switch.
+"""Run-time helpers shared by every task: the right logger, the engine/no-engine switch, and
+how a step reports its figures and its time.
 
 Each flow's steps are written once (``flows/*.py``) and run two ways: through Prefect's
 engine when a deployment or a configured Prefect server runs them, or as plain functions
@@ -8,10 +9,10 @@ engine when a deployment or a configured Prefect server runs them, or as plain f
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task
@@ -23,22 +24,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _PLAIN = (str, int, float, bool, type(None))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a step that builds many acyclic objects.
-
-    A sync holds ~a million small containers; every allocation threshold would trigger a
-    collection that walks all of them, which costs more than the work itself.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def in_prefect_run() -> bool:
@@ -74,3 +59,19 @@ def stepper(engine: bool) -> Callable[[Task[P, R]], Callable[..., R]]:
         return fn
 
     return through_engine if engine else plain
+
+
+class Stopwatch:
+    """Seconds since creation (``lap``), for the split of time a run reports per step."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def lap(self) -> float:
+        """Seconds since this stopwatch was created, rounded to 0.1 ms."""
+        return round(time.perf_counter() - self._start, 4)
+
+
+def as_dict(report: Any) -> dict[str, Any]:
+    """A step's report dataclass as a plain dict, without its timing (``seconds``)."""
+    return {k: v for k, v in asdict(report).items() if k != "seconds"}

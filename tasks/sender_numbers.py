@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from adapters.twilio_gateway import SmsGateway
+from adapters.twilio.types import SmsGateway
 from domain.masking import mask_phone
 from models.people import Person
 from models.senders import (
@@ -25,7 +25,7 @@ from models.senders import (
     start_provisioning,
     take_over_stale,
 )
-from tasks.outbox import SendEnv
+from tasks.env import Env
 from tasks.runtime import run_logger
 
 
@@ -38,7 +38,7 @@ class SenderNumberConflict(RuntimeError):
 STALE_PROVISIONING = timedelta(minutes=2)
 
 
-async def ensure_sender_number(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
+async def ensure_sender_number(env: Env, gateway: SmsGateway, staff: Person) -> str:
     """The staff member's sender number, provisioned through Twilio on their first SMS.
 
     Two concurrent first sends provision one number: the first to insert the
@@ -76,7 +76,7 @@ def _conflict_message(staff: Person, provider_sid: str | None, holder: str | Non
     )
 
 
-async def _provision(env: SendEnv, gateway: SmsGateway, staff: Person) -> str:
+async def _provision(env: Env, gateway: SmsGateway, staff: Person) -> str:
     assert staff.id is not None  # noqa: S101 - a stored person
     try:
         bought = await gateway.provision_number(

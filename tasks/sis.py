@@ -1,30 +1,30 @@
-"""Tasks of the SIS contact sync: extract, diff, validate, apply, report.
+"""Tasks of the SIS contact sync: extract, diff, validate, apply (the run's bookkeeping and
+its report are in ``tasks/sync_runs.py``).
 
-Each task is one I/O step. The order is chosen so that unchanged people cost nothing:
-``diff`` compares each person's raw-input hash with the stored one *before* ``validate``
-parses phone numbers, so a no-change re-sync parses no number and writes nothing.
-Caching is off: a sync must always read the SIS afresh.
+Each task is one I/O step, handed what it needs by the flow: the opened source, the
+process's engine. The order is chosen so that unchanged people cost nothing: ``diff``
+compares each person's raw-input hash with the stored one *before* ``validate`` parses
+phone numbers, so a no-change re-sync parses no number and writes nothing. Caching is off:
+a sync must always read the SIS afresh.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import insert, update
+from sqlalchemy.engine import Engine
 
-from adapters.sis import open_source
-from adapters.sis.base import Extract, QuarantinedRow, SourcePhone
+from adapters.memory import gc_paused
+from adapters.sis.base import Extract, QuarantinedRow, SisSource, SourcePhone
 from domain.config import PhoneKind, SmsConfig
 from domain.phones import (
     ParsedPhone,
@@ -45,20 +45,17 @@ from domain.sync import (
     status_of,
 )
 from models.config import load_config
-from models.db import make_engine, session_scope
-from models.people_sync import (
-    apply_plan,
+from models.db import session_scope
+from models.people_sync import apply_plan, load_person_index
+from models.sync_figures import (
     count_active,
-    load_person_index,
     present_phone_count,
     reachable_students,
     sync_totals,
 )
-from models.sync import QuarantinedRow as QuarantinedRowTable
-from models.sync import SyncRun
 from models.types import utcnow
-from nudge.settings import Settings
-from tasks.runtime import gc_paused, in_prefect_run, run_logger
+from tasks.runtime import run_logger
+from tasks.sync_runs import finish_run, store_quarantine
 
 #: Below this many numbers a process pool costs more than it saves.
 PARALLEL_PARSE_MIN = 20_000
@@ -83,55 +80,14 @@ class Validated:
     unknown_type_codes: Counter[str] = field(default_factory=Counter)
 
 
-def begin_run(settings: Settings, source: str) -> int:
-    """Record the start of a sync; returns the SyncRun id."""
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            run = SyncRun(source=source, status="running")
-            session.add(run)
-            session.flush()
-            assert run.id is not None  # noqa: S101 - set by the flush above
-            return run.id
-    finally:
-        engine.dispose()
-
-
-def fail_run(
-    settings: Settings,
-    run_id: int,
-    *,
-    status: str,
-    error: str,
-    quarantined: Sequence[QuarantinedRow] = (),
-) -> None:
-    """Record a sync that changed nothing: failed (an error) or refused (a guard)."""
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            _store_quarantine(session, run_id, quarantined)
-            session.execute(
-                update(SyncRun.__table__)  # type: ignore[attr-defined]
-                .where(SyncRun.__table__.c.id == run_id)  # type: ignore[attr-defined]
-                .values(
-                    status=status,
-                    error=error,
-                    finished_at=utcnow(),
-                    stats={"rows_quarantined": len(quarantined)},
-                )
-            )
-    finally:
-        engine.dispose()
-
-
 @task(name="extract", cache_policy=NO_CACHE)
-def extract(source: str, settings: Settings, encoding: str | None = None) -> Extract:
-    """Read the whole extract from ``csv:PATH`` or ``ethos:URL``."""
-    src = open_source(source, settings=settings, encoding=encoding)
-    data = src.read()
+def extract(source: SisSource) -> Extract:
+    """Read the whole extract from ``source`` (opened by the flow: ``csv:PATH`` or
+    ``ethos:URL``)."""
+    data = source.read()
     run_logger().info(
         "extract from %s: %d people, %d phones, %d rows quarantined",
-        src.describe(),
+        source.describe(),
         len(data.people),
         len(data.phones),
         len(data.quarantined),
@@ -140,22 +96,18 @@ def extract(source: str, settings: Settings, encoding: str | None = None) -> Ext
 
 
 @task(name="diff", cache_policy=NO_CACHE)
-def diff(data: Extract, settings: Settings, force: bool = False) -> Diff:
-    """Compare raw-input hashes with the stored ones; refuse an implausible deactivation
-    (unless ``force``)."""
+def diff(data: Extract, engine: Engine, force: bool = False) -> Diff:
+    """Compare raw-input hashes with the stored ones (in the database of ``engine``); refuse
+    an implausible deactivation (unless ``force``)."""
     with gc_paused():
-        return _diff(data, settings, force)
+        return _diff(data, engine, force)
 
 
-def _diff(data: Extract, settings: Settings, force: bool = False) -> Diff:
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            config = load_config(session=session)
-            stored = load_person_index(session=session)
-            active = count_active(session=session, roles=data.roles_covered)
-    finally:
-        engine.dispose()
+def _diff(data: Extract, engine: Engine, force: bool = False) -> Diff:
+    with session_scope(engine) as session:
+        config = load_config(session=session)
+        stored = load_person_index(session=session)
+        active = count_active(session=session, roles=data.roles_covered)
 
     fingerprint = config_fingerprint(config)
     phones_by_person: dict[str, list[SourcePhone]] = {}
@@ -219,13 +171,14 @@ def _diff(data: Extract, settings: Settings, force: bool = False) -> Diff:
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(found: Diff, settings: Settings) -> Validated:
-    """Parse and classify the phones of new and changed people (and only theirs)."""
+def validate(found: Diff, workers: int = 0) -> Validated:
+    """Parse and classify the phones of new and changed people (and only theirs), with
+    ``workers`` processes for a large extract (0: one per core)."""
     with gc_paused():
-        return _validate(found, settings)
+        return _validate(found, workers)
 
 
-def _validate(found: Diff, settings: Settings) -> Validated:
+def _validate(found: Diff, workers: int) -> Validated:
     config = found.config
     mapping = config.type_code_map
     default_kind = config.default_phone_type
@@ -250,7 +203,7 @@ def _validate(found: Diff, settings: Settings) -> Validated:
             mine.append((phone, mapped[0], mapped[1], mapped[2], index))
         work.append((change, mine))
     items = list(keys)
-    parsed = _parse_all(items, config.default_region, settings.sync_workers)
+    parsed = _parse_all(items, config.default_region, workers)
 
     unknown: Counter[str] = Counter()
     for change, mine in work:
@@ -326,7 +279,7 @@ def apply(
     checked: Validated,
     quarantined: list[QuarantinedRow],
     run_id: int,
-    settings: Settings,
+    engine: Engine,
     checkpoint: Callable[[str], None] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
@@ -337,116 +290,40 @@ def apply(
     rolled back whole and refused (unless ``force``)."""
     plan = checked.plan
     now = utcnow()
-    engine = make_engine(settings.database_url)
-    try:
-        with gc_paused(), session_scope(engine) as session:
-            phones_before = present_phone_count(session=session)
-            reachable_before = reachable_students(session=session)
-            written = apply_plan(
-                plan, session=session, config=checked.config, now=now, checkpoint=checkpoint
-            )
-            still = reachable_students(session=session)
-            # Students deactivated by this sync are the people guard's business.
-            gone = set(plan.deactivate_ids)
-            lost = sum(1 for i in reachable_before if i not in still and i not in gone)
-            if not force:
-                check_phone_loss(
-                    PhoneLoss(phones_before, written.phones_removed, len(reachable_before), lost),
-                    max_removal_share=checked.config.max_phone_removal_share,
-                    max_reachability_loss_share=checked.config.max_reachability_loss_share,
-                )
-            _store_quarantine(session, run_id, quarantined)
-            stats: dict[str, Any] = {
-                "sync_run_id": run_id,
-                "people_created": written.people_created,
-                "people_updated": written.people_updated,
-                "people_unchanged": plan.unchanged,
-                "people_deactivated": written.people_deactivated,
-                **sync_totals(session=session),
-                "rows_quarantined": len(quarantined),
-                "unknown_type_codes": sum(checked.unknown_type_codes.values()),
-                "unknown_type_code_counts": dict(checked.unknown_type_codes.most_common()),
-                "phones_parsed": checked.phones_parsed,
-                "phones_inserted": written.phones_inserted,
-                "phones_updated": written.phones_updated,
-                "phones_removed": written.phones_removed,
-                "consents_created": written.consents_created,
-                "sms_reachability_lost": lost,
-                "forced": force,
-            }
-            table = SyncRun.__table__  # type: ignore[attr-defined]
-            session.execute(
-                update(table)
-                .where(table.c.id == run_id)
-                .values(status="succeeded", finished_at=utcnow(), stats=stats)
-            )
-    finally:
-        engine.dispose()
-    return stats
-
-
-def _store_quarantine(session: Any, run_id: int, rows: Sequence[QuarantinedRow]) -> None:
-    table = QuarantinedRowTable.__table__  # type: ignore[attr-defined]
-    values = [
-        {
-            "sync_run_id": run_id,
-            "file": q.file,
-            "line": q.line,
-            "person_sis_id": q.person_id,
-            "reason": q.reason[:500],
-            "raw": q.raw,
-        }
-        for q in rows
-    ]
-    for start in range(0, len(values), 2000):
-        session.execute(insert(table), values[start : start + 2000])
-
-
-@task(name="report", cache_policy=NO_CACHE)
-def report(stats: dict[str, Any], source: str, started: datetime) -> str:
-    """Summarise the run as markdown: logged, and a Prefect artifact inside a flow run."""
-    seconds = (utcnow() - started).total_seconds()
-    rows = [
-        ("People created", stats["people_created"]),
-        ("People updated", stats["people_updated"]),
-        ("People unchanged", stats["people_unchanged"]),
-        ("People deactivated", stats["people_deactivated"]),
-        ("Valid phones (active people)", stats["phones_valid"]),
-        ("Invalid phones (active people)", stats["phones_invalid"]),
-        ("Students with an SMS number", stats["sms_eligible"]),
-        ("Numbers coded mobile that are landlines", stats["type_mismatches"]),
-        ("Numbers shared by several students", stats["shared_numbers"]),
-        ("Rows quarantined", stats["rows_quarantined"]),
-        ("Phone rows with unknown type codes", stats["unknown_type_codes"]),
-        ("Numbers parsed this run", stats["phones_parsed"]),
-    ]
-    lines = [
-        f"## SIS sync #{stats['sync_run_id']}",
-        "",
-        f"Source: `{source}` · {seconds:.1f} s",
-        "",
-        "| | |",
-        "|---|---:|",
-        *(f"| {label} | {value:,} |" for label, value in rows),
-    ]
-    codes = stats.get("unknown_type_code_counts") or {}
-    if codes:
-        lines += [
-            "",
-            "Unknown type codes (mapped to `other`; add them with `nudge config set "
-            "type_code_map ...`): " + ", ".join(f"`{c}` ×{n}" for c, n in codes.items()),
-        ]
-    markdown = "\n".join(lines)
-    if in_prefect_run():
-        create_markdown_artifact(
-            markdown=markdown, key="sis-sync-summary", description="SIS contact sync"
+    with gc_paused(), session_scope(engine) as session:
+        phones_before = present_phone_count(session=session)
+        reachable_before = reachable_students(session=session)
+        written = apply_plan(
+            plan, session=session, config=checked.config, now=now, checkpoint=checkpoint
         )
-    run_logger().info(
-        "sync finished: %d created, %d updated, %d unchanged, %d deactivated, %d quarantined",
-        stats["people_created"],
-        stats["people_updated"],
-        stats["people_unchanged"],
-        stats["people_deactivated"],
-        stats["rows_quarantined"],
-    )
-    return markdown
+        still = reachable_students(session=session)
+        # Students deactivated by this sync are the people guard's business.
+        gone = set(plan.deactivate_ids)
+        lost = sum(1 for i in reachable_before if i not in still and i not in gone)
+        if not force:
+            check_phone_loss(
+                PhoneLoss(phones_before, written.phones_removed, len(reachable_before), lost),
+                max_removal_share=checked.config.max_phone_removal_share,
+                max_reachability_loss_share=checked.config.max_reachability_loss_share,
+            )
+        store_quarantine(session, run_id, quarantined)
+        stats: dict[str, Any] = {
+            "sync_run_id": run_id,
+            "people_created": written.people_created,
+            "people_updated": written.people_updated,
+            "people_unchanged": plan.unchanged,
+            "people_deactivated": written.people_deactivated,
+            **sync_totals(session=session),
+            "rows_quarantined": len(quarantined),
+            "unknown_type_codes": sum(checked.unknown_type_codes.values()),
+            "unknown_type_code_counts": dict(checked.unknown_type_codes.most_common()),
+            "phones_parsed": checked.phones_parsed,
+            "phones_inserted": written.phones_inserted,
+            "phones_updated": written.phones_updated,
+            "phones_removed": written.phones_removed,
+            "consents_created": written.consents_created,
+            "sms_reachability_lost": lost,
+            "forced": force,
+        }
+        finish_run(session, run_id, stats)
+    return stats

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 from sqlmodel import Session
 
 from domain.outbox import Kind
+from models.campaign_lifecycle import finish_idle_campaigns
 from models.chunks import (
     Claim,
     claim_chunk,
@@ -40,11 +41,11 @@ from models.chunks import (
     next_due,
     release_chunk,
 )
-from models.outbox import finish_idle_campaigns
-from nudge.settings import Settings
-from tasks.outbox import SendEnv, deliver_loose, settle_orphans
+from tasks.env import Env, TaskSettings
+from tasks.outbox_loose import deliver_loose, settle_orphans
 from tasks.runtime import run_logger, stepper
-from tasks.send import ChunkReport, send_chunk
+from tasks.send import send_chunk
+from tasks.send_outcomes import ChunkReport
 
 log = logging.getLogger("nudge.worker")
 
@@ -116,7 +117,7 @@ class Heartbeat:
     anything anyway: the mark is fenced by the claim token).
     """
 
-    def __init__(self, env: SendEnv, claim: Claim) -> None:
+    def __init__(self, env: Env, claim: Claim) -> None:
         self.env = env
         self.claim = claim
         self.lost = False
@@ -158,9 +159,9 @@ def backoff(failures: int) -> timedelta:
 
 
 def work(
-    settings: Settings,
+    settings: TaskSettings,
     *,
-    env: SendEnv,
+    env: Env,
     campaign_id: int | None = None,
     engine: bool = False,
     max_chunks: int | None = None,
@@ -169,8 +170,9 @@ def work(
     only_unattended: bool = False,
     on_chunk: Callable[[], None] | None = None,
 ) -> WorkReport:
-    """Claim due chunks (of one campaign, or of any) and send them until none is left
-    (``flows/send_campaign.work`` builds ``env`` when the caller has none)."""
+    """Claim due chunks (of one campaign, or of any) and send them until none is left;
+    ``on_chunk`` runs after each chunk (``flows/send_campaign.work`` updates its progress
+    artifact there)."""
     step = stepper(engine)
     report = WorkReport()
     stale = timedelta(seconds=settings.claim_stale_s)
@@ -249,7 +251,7 @@ def work(
     return report
 
 
-def _give_back(env: SendEnv, claim: Any, *, error: str) -> None:
+def _give_back(env: Env, claim: Any, *, error: str) -> None:
     from models.messaging import SendChunk
 
     with Session(env.engine) as s:
@@ -264,4 +266,31 @@ def _give_back(env: SendEnv, claim: Any, *, error: str) -> None:
         )
 
 
-__all__ = ["Heartbeat", "WorkReport", "backoff", "work"]
+def fan_out(campaign_ids: Sequence[int], runs: int) -> list[str]:
+    """Ask the work pool for ``runs`` more ``campaign-worker`` runs on each campaign.
+
+    Only meaningful when deployed: each run claims chunks, and any worker of the pool may
+    pick it up (the README's worker settings spread them over the workers). Outside a
+    deployment (or when the deployment is missing) nothing happens and the caller's run
+    sends everything itself. Returns the ids of the runs started.
+    """
+    from prefect.deployments import run_deployment
+
+    started: list[str] = []
+    for campaign_id in campaign_ids:
+        for index in range(runs):
+            try:
+                run = run_deployment(
+                    "campaign-worker/campaign-worker",
+                    parameters={"campaign_id": campaign_id},
+                    timeout=0,
+                    idempotency_key=f"campaign-{campaign_id}-worker-{index}",
+                )
+            except Exception as exc:  # fan-out is an optimisation, never a reason to fail
+                run_logger().warning("fan-out for campaign %s unavailable: %s", campaign_id, exc)
+                break
+            started.append(str(getattr(run, "id", "")))
+    return started
+
+
+__all__ = ["Heartbeat", "WorkReport", "backoff", "fan_out", "work"]
