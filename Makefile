@@ -1,5 +1,7 @@
 # nudge: `make demo` runs the whole job on embedded defaults; `make test` runs the suite.
-# Both create .venv and install exactly what requirements.lock pins, from nothing.
+# `make check` is the quick loop before a push: lint, then the fast tests (under two minutes
+# on two cores; `make test`, which CI runs, adds the Prefect flows and the end-to-end tests).
+# All of them create .venv and install exactly what requirements.lock pins, from nothing.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +9,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 
-.PHONY: install demo test lint format bench lock clean
+# The rooms whose tests need no Prefect test server and no end-to-end stack (tests/flows,
+# tests/e2e): seconds each, not minutes.
+FAST_TESTS := tests/domain tests/models tests/adapters tests/contract tests/sandbox tests/cli
+
+.PHONY: install demo test check lint format bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +29,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel  # noqa: E402
 
 import models  # noqa: E402,F401 - registers the tables
 from models.db import make_engine, normalize_url  # noqa: E402
+from nudge import wiring  # noqa: E402
 from nudge.settings import Settings  # noqa: E402
 
 POSTGRES_URL = os.environ.get("NUDGE_TEST_POSTGRES_URL")
@@ -39,6 +40,15 @@ BACKENDS = [
         ],
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _settings_only_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's ``Settings`` are what the test passes or sets, never the developer's shell:
+    ``NUDGE_*`` variables (but the ``NUDGE_TEST_*`` switches) are unset for each test."""
+    for key in list(os.environ):
+        if key.startswith("NUDGE_") and not key.startswith("NUDGE_TEST_"):
+            monkeypatch.delenv(key)
 
 
 def _postgres_schema_url(base: str) -> Iterator[str]:
@@ -73,6 +83,14 @@ def _truncate_all(url: str) -> None:
     with eng.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_engines() -> Iterator[None]:
+    """Close the shell's per-process engines after each test (``nudge.wiring``): every test
+    has its own database, and a pooled connection must not outlive it."""
+    yield
+    wiring.dispose_engines()
 
 
 @pytest.fixture(params=BACKENDS)

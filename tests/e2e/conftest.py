@@ -11,13 +11,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from adapters.twilio_gateway import RetryPolicy, SmsGateway, TwilioSmsGateway
+from adapters.twilio.retries import RetryPolicy
+from adapters.twilio.types import SmsGateway
 from flows.sis_sync import run_sync
 from models.config import load_config, save_config
 from models.db import make_engine
 from models.types import utcnow
 from nudge.settings import Settings
-from tasks.send import SendEnv
+from nudge.wiring import sms_gateway
+from tasks.env import Env
 from tests.helpers import phone, staff, student, write_extract
 
 
@@ -40,15 +42,15 @@ def live_settings(settings: Settings, emulator: Any, smtp: Any) -> Settings:
 
 def fast_gateway(settings: Settings) -> SmsGateway:
     """The real gateway with millisecond backoff, so retry tests stay fast."""
-    return TwilioSmsGateway(
+    return sms_gateway(
         settings, retry=RetryPolicy(max_retries=6, backoff_base_s=0.001, backoff_max_s=0.005)
     )
 
 
 @pytest.fixture
-def make_env(live_settings: Settings) -> Iterator[Callable[..., SendEnv]]:
-    """Build a SendEnv (optionally with another gateway or clock), disposing engines after."""
-    from adapters.mailer import make_mailer
+def make_env(live_settings: Settings) -> Iterator[Callable[..., Env]]:
+    """Build a Env (optionally with another gateway or clock), disposing engines after."""
+    from nudge import wiring
 
     engines: list[Engine] = []
 
@@ -56,12 +58,12 @@ def make_env(live_settings: Settings) -> Iterator[Callable[..., SendEnv]]:
         gateway: Callable[[], SmsGateway] | None = None,
         now: Callable[[], datetime] = utcnow,
         settings: Settings | None = None,
-    ) -> SendEnv:
+    ) -> Env:
         conf = settings or live_settings
         engine = make_engine(conf.database_url)
         engines.append(engine)
-        return SendEnv(
-            conf, engine, make_mailer(conf), gateway or (lambda: fast_gateway(conf)), now=now
+        return Env(
+            conf, engine, wiring.mailer(conf), gateway or (lambda: fast_gateway(conf)), now=now
         )
 
     yield build

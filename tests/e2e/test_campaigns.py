@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from adapters.twilio_gateway import SendResult, SmsGateway
+from adapters.twilio.types import SendResult, SmsGateway
 from domain.audience import AudienceFilter
 from domain.campaign import CampaignRequest
 from flows.send_campaign import run_campaign, run_dispatch, work
@@ -26,7 +26,7 @@ from models.messaging import Campaign, Message, QuotaLedger, SendChunk, SenderNu
 from models.people import Person, PhoneNumber
 from nudge.settings import Settings
 from tasks.campaigns import cancel_campaign
-from tasks.send import SendEnv
+from tasks.env import Env
 from tests.e2e.conftest import fast_gateway
 
 EVERYONE_ADVISED_BY_T1 = AudienceFilter(caseload=["T1"])
@@ -73,7 +73,7 @@ def test_campaign_texts_each_student_once_with_one_opt_in_notice(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(6)
     result = run_campaign(request(), settings=live_settings, env=make_env())
@@ -100,7 +100,7 @@ def test_audience_filters_pick_only_matching_students(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(4)
     audience = AudienceFilter(student_ids=["S1", "S3"], programs=["nursing"])
@@ -114,7 +114,7 @@ def test_opted_out_student_gets_email_and_no_sms(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(3)
     env = make_env()
@@ -136,7 +136,7 @@ def test_quota_exhausted_mid_campaign_sends_the_rest_by_email(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(5)
     configure(live_settings, monthly_limit=5)  # notice + message = 2 per student
@@ -154,7 +154,7 @@ def test_quota_is_rechecked_at_send_time_not_only_at_planning(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(4)
     configure(live_settings, monthly_limit=100)
@@ -179,7 +179,7 @@ def test_sender_without_permitted_role_is_refused_and_nothing_is_planned(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(3)
     env = make_env()
@@ -202,7 +202,7 @@ def test_sender_without_permitted_role_is_refused_and_nothing_is_planned(
 def test_bad_message_is_refused_before_planning(
     live_settings: Settings,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
     message: str,
     needle: str,
 ) -> None:
@@ -218,7 +218,7 @@ def test_dry_run_previews_exact_figures_and_stores_nothing(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(3)
     env = make_env()
@@ -270,7 +270,7 @@ def test_crash_then_rerun_texts_each_recipient_exactly_once(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
     accepted: bool,
 ) -> None:
     from tests.e2e.conftest import fast_gateway
@@ -296,7 +296,7 @@ def test_429_storm_is_retried_and_each_student_texted_once(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(8)
     emulator.control(share_429=0.5, seed=3)
@@ -310,7 +310,7 @@ def test_dropped_responses_are_reconciled_not_resent(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(8)
     emulator.control(share_drop_after_accept=0.4, seed=5)
@@ -329,7 +329,7 @@ def test_concurrent_campaigns_never_exceed_the_quota(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(10)
     configure(live_settings, monthly_limit=13)
@@ -351,7 +351,9 @@ def test_concurrent_campaigns_never_exceed_the_quota(
         t.join()
     with Session(make_env().engine) as s:
         used = s.execute(select(func.sum(QuotaLedger.used))).scalar_one()
-    assert used <= 13
+    # Each student's notice and text reserve their quota together (2 units), so of the 13
+    # the 40 wanted, 12 are used and the odd one stays free: never more, and none lost.
+    assert used == 12
     assert emulator.counters()["messages_created"] == used
     assert (
         sum(r["result"]["sms"] for r in results) + sum(r["result"]["email"] for r in results) == 20
@@ -363,13 +365,15 @@ def test_fatal_error_stops_the_campaign_and_alerts_admins(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(12)
     emulator.control(recipient_errors={numbers[2]: 21408})
     result = run_campaign(request(), settings=live_settings, env=make_env())
     assert result["status"] == "stopped" and "21408" in result["stop_reason"]
-    assert emulator.counters()["messages_created"] < 24  # nothing after the stop
+    # The first chunk (S0-S3, one paced group) is sent whole: the three others in it get
+    # their notice and text; nothing of the later chunks goes out after the stop.
+    assert emulator.counters()["per_to"] == dict.fromkeys([numbers[0], numbers[1], numbers[3]], 2)
     alerts = [m for m in smtp.messages if m["To"] == "sms-admin@college.edu"]
     assert len(alerts) == 1 and "stopped" in alerts[0]["Subject"]
 
@@ -379,7 +383,7 @@ def test_number_that_cannot_take_sms_is_disabled_and_emailed(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     numbers = college(3)
     emulator.control(recipient_errors={numbers[1]: 21614})
@@ -398,7 +402,7 @@ def test_scheduled_campaign_waits_can_be_cancelled_and_due_ones_dispatch(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(2)
     env = make_env()
@@ -408,9 +412,9 @@ def test_scheduled_campaign_waits_can_be_cancelled_and_due_ones_dispatch(
         request(send_at=future, message="Hi second"), settings=live_settings, env=env
     )
     assert first["status"] == second["status"] == "scheduled"
-    assert cancel_campaign(live_settings, first["campaign_id"]) == "cancelled"
+    assert cancel_campaign(env.engine, first["campaign_id"]) == "cancelled"
     with pytest.raises(ValueError, match="only a scheduled campaign"):
-        cancel_campaign(live_settings, first["campaign_id"])
+        cancel_campaign(env.engine, first["campaign_id"])
     assert run_dispatch(live_settings, env=env)["started"] == []
     with Session(env.engine) as s:
         s.execute(
@@ -427,7 +431,7 @@ def test_quiet_hours_defer_and_dispatch_sends_at_window_start(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     college(2)
     now_ny = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
@@ -450,9 +454,9 @@ def test_two_concurrent_first_sends_provision_one_number(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
-    from tasks.send import ensure_sender_number
+    from tasks.sender_numbers import ensure_sender_number
     from tests.e2e.conftest import fast_gateway
 
     college(1)
@@ -478,6 +482,24 @@ def test_two_concurrent_first_sends_provision_one_number(
         assert s.execute(select(func.count()).select_from(SenderNumber)).scalar_one() == 1
 
 
+class SkewedClock:
+    """The wall clock plus a skew the test moves: "later" for the workers without waiting."""
+
+    def __init__(self) -> None:
+        self.skew = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.skew
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 class SlowGateway(Delegating):
     """The real gateway, one second slower per send (a loaded Twilio or a slow network)."""
 
@@ -491,33 +513,49 @@ def test_a_slow_live_worker_keeps_its_chunk(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     from tasks.campaigns import plan_campaign
     from tests.e2e.conftest import fast_gateway
 
     numbers = college(4)  # one chunk: its only batch takes ~2 s, the claim goes stale in 0.4 s
     settings = live_settings.model_copy(update={"claim_stale_s": 0.4})
-    plan = plan_campaign.fn(request(), settings)
-    slow = make_env(gateway=lambda: SlowGateway(fast_gateway(settings)), settings=settings)
+    stale = timedelta(seconds=settings.claim_stale_s)
+    clock = SkewedClock()  # both workers' clock
+    plan = plan_campaign.fn(request(), settings, make_env(settings=settings).engine)
+    slow = make_env(
+        gateway=lambda: SlowGateway(fast_gateway(settings)), settings=settings, now=clock
+    )
+
+    def held() -> SendChunk | None:
+        with Session(slow.engine) as s:
+            return s.execute(
+                select(SendChunk).where(SendChunk.claimed_by == slow.worker)
+            ).scalar_one_or_none()
+
+    def beat_since(moment: datetime) -> bool:
+        chunk = held()
+        return chunk is not None and chunk.heartbeat_at is not None and chunk.heartbeat_at >= moment
+
     first = threading.Thread(
         target=work, args=(settings,), kwargs={"env": slow, "campaign_id": plan.campaign_id}
     )
     first.start()
-    deadline = time.monotonic() + 30
-    with Session(slow.engine) as s:  # wait until the slow worker holds the chunk
-        while (
-            time.monotonic() < deadline
-            and s.execute(
-                select(func.count()).where(SendChunk.claimed_by == slow.worker)
-            ).scalar_one()
-            == 0
-        ):
-            time.sleep(0.05)
-            s.expire_all()
-    time.sleep(0.6)  # longer than the stale time: only its heartbeats keep the claim alive
+    wait_for("the slow worker to hold the chunk", lambda: held() is not None)
+    # Move both workers' clock past the stale time instead of sleeping through it, then wait
+    # for the slow worker's next heartbeat (its own thread beats every ~0.13 s).
+    clock.skew = stale + timedelta(seconds=0.2)
+    jumped = clock()
+    wait_for("a heartbeat after the jump", lambda: beat_since(jumped))
+    chunk = held()
+    assert chunk is not None and chunk.claimed_at is not None
+    # By its claim time the chunk would be free now: only the heartbeats keep it.
+    assert chunk.claimed_at < clock() - stale
     other = work(
-        settings, env=make_env(settings=settings), campaign_id=plan.campaign_id, poll_s=0.1
+        settings,
+        env=make_env(settings=settings, now=clock),
+        campaign_id=plan.campaign_id,
+        poll_s=0.1,
     )
     first.join()
     assert other.chunks == 0  # it waited on the live claim instead of taking it over
@@ -530,7 +568,7 @@ def test_stopped_campaign_resumes_after_the_fix_and_sends_only_what_was_not_sent
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import json
@@ -574,13 +612,14 @@ def test_every_sms_carries_the_validity_until_the_window_closes_and_a_backlog_ex
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     from flows.poll_replies import run_poll
     from tasks.campaigns import plan_campaign
 
     numbers = college(2)
-    planned = plan_campaign.fn(request(), live_settings)  # quiet hours off while planning
+    # Quiet hours are off while planning.
+    planned = plan_campaign.fn(request(), live_settings, make_env().engine)
     configure(live_settings, quiet_hours="08:00-21:00")
     # 20:50 in New York (the numbers' zone): ten minutes before the window closes.
     ten_to_nine = datetime(2026, 11, 28, 1, 50, tzinfo=UTC)
@@ -608,14 +647,14 @@ def test_an_unexpected_error_in_one_chunk_does_not_stop_the_others(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tasks import send
     from tasks.campaigns import plan_campaign
 
     college(8)  # chunk_size 4: two chunks of four students
-    planned = plan_campaign.fn(request(), live_settings)
+    planned = plan_campaign.fn(request(), live_settings, make_env().engine)
     original = send.ChunkSender._check
     first_chunk: list[int] = []
 
@@ -647,13 +686,13 @@ def test_dispatch_picks_up_abandoned_chunks_but_never_joins_a_live_campaign(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     from models.chunks import claim_chunk
     from tasks.campaigns import plan_campaign
 
     college(8)
-    planned = plan_campaign.fn(request(), live_settings)
+    planned = plan_campaign.fn(request(), live_settings, make_env().engine)
     env = make_env()
     now = datetime.now(UTC)
     with Session(env.engine) as s:
@@ -691,7 +730,7 @@ def test_a_sender_number_conflict_stops_the_campaign_clearly_and_it_resumes_once
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     import asyncio as aio
 
@@ -704,7 +743,7 @@ def test_a_sender_number_conflict_stops_the_campaign_clearly_and_it_resumes_once
         t2 = s.execute(select(Person).where(Person.sis_id == "T2")).scalar_one()
         s.add(SenderNumber(staff_person_id=t2.id, e164="+12125550199", status="active"))
         s.commit()
-    planned = plan_campaign.fn(request(), live_settings)
+    planned = plan_campaign.fn(request(), live_settings, make_env().engine)
     resold = make_env(
         gateway=lambda: ResoldNumberGateway(fast_gateway(live_settings), "+12125550199")
     )
@@ -725,7 +764,7 @@ def test_a_sender_number_conflict_stops_the_campaign_clearly_and_it_resumes_once
     with pytest.raises(SenderNumberConflict):
         aio.run(ensure_sender_number(first, fast_gateway(live_settings), t1))
     # The admin fixes it in Twilio, resets the conflict and resumes: everyone gets one text.
-    from models.outbox import resume_campaign
+    from models.campaign_lifecycle import resume_campaign
     from models.senders import reset_sender
 
     with Session(first.engine) as s:
@@ -740,7 +779,7 @@ def test_a_text_left_in_flight_by_a_dead_worker_of_a_cancelled_campaign_is_settl
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> None:
     import socket
     import subprocess
@@ -752,7 +791,7 @@ def test_a_text_left_in_flight_by_a_dead_worker_of_a_cancelled_campaign_is_settl
     from tasks.campaigns import plan_campaign
 
     college(2)
-    planned = plan_campaign.fn(request(), live_settings)
+    planned = plan_campaign.fn(request(), live_settings, make_env().engine)
     env = make_env()
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

@@ -20,14 +20,15 @@ from domain.campaign import CampaignRequest
 from flows.poll_replies import POLL_KEYS, run_poll, run_reply
 from flows.send_campaign import run_campaign
 from models.config import load_config, save_config
-from models.consent import Consent, ConsentEvent, consent_history
-from models.inbound import inbox, resolve_review
+from models.consent import Consent, ConsentEvent, consent_history, resolve_review
+from models.conversations import inbox
 from models.messaging import InboundMessage, Message, PollCursor, SenderNumber
 from models.people import Person, PhoneNumber
 from models.types import utcnow
 from nudge.settings import Settings
-from tasks.replies import CURSOR, PollOptions
-from tasks.send import SendEnv
+from tasks.env import Env
+from tasks.poll_options import PollOptions
+from tasks.replies import CURSOR
 
 UNKNOWN = "+13125550199"
 T1_NUMBER = "+12125550101"
@@ -57,7 +58,7 @@ class College:
     """A synced college whose staff T1 and T2 have texted every student once."""
 
     settings: Settings
-    env: SendEnv
+    env: Env
     emulator: Any
     smtp: Any
     students: list[str]  # S0..Sn-1's numbers
@@ -107,7 +108,7 @@ def make_college(
     emulator: Any,
     smtp: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
 ) -> Callable[..., College]:
     def build(n: int = 3, *, t2: bool = False, texted: bool = False, **config: Any) -> College:
         """``texted``: T1 (and T2) send a campaign first, so replies have a text to answer;
@@ -567,7 +568,7 @@ def test_delivery_statuses_are_refreshed_and_not_sms_capable_numbers_disabled(
     live_settings: Settings,
     emulator: Any,
     college: Callable[..., list[str]],
-    make_env: Callable[..., SendEnv],
+    make_env: Callable[..., Env],
     smtp: Any,
 ) -> None:
     numbers = college(3)

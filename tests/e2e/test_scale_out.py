@@ -34,6 +34,7 @@ from domain.audience import AudienceFilter
 from domain.campaign import CampaignRequest
 from models.db import make_engine
 from models.messaging import Campaign, Message, QuotaLedger, SendChunk
+from nudge import wiring
 from nudge.settings import Settings
 from sandbox.twilio import EmulatorConfig, run_emulator
 from tasks.campaigns import plan_campaign
@@ -585,6 +586,7 @@ def test_sigterm_lets_a_plain_worker_finish_its_chunk(settings: Settings, tmp_pa
         plan = plan_campaign.fn(
             CampaignRequest(sender_id="T1", message=BODY, audience=AudienceFilter(caseload=["T1"])),
             settings.model_copy(update={"chunk_size": 30}),  # four chunks of 30 students
+            wiring.engine(settings),
         )
         env = {
             **os.environ,

@@ -25,15 +25,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
+from adapters import gx_validator
 from domain.config import SmsConfig
-from domain.quality import HEADLINE_KEYS, Snapshot, derive, measure
+from domain.quality.labels import HEADLINE_KEYS
+from domain.quality.metrics import derive, measure
+from domain.quality.snapshot import Snapshot
 from flows.data_quality import run_report
 from models.config import save_config
 from models.consent import Consent
 from models.messaging import QualityRun
 from models.people import Person, PhoneNumber
 from nudge.settings import Settings
-from tasks import quality
+from tasks import quality_publish
 
 NOW = datetime(2025, 9, 1, 6, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +75,7 @@ def import_probe() -> Iterator[subprocess.Popen[str]]:
 @pytest.fixture(scope="module")
 def gx(import_probe: subprocess.Popen[str]) -> Any:
     """Great Expectations, imported once for the module (the import costs seconds)."""
-    module, _seconds = quality.import_gx()
+    module, _seconds = gx_validator.import_gx()
     return module
 
 
@@ -151,9 +154,8 @@ def one_more(key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def validate(gx: Any, snapshot: Snapshot, config: SmsConfig | None = None) -> dict[str, Any]:
     config = config or SmsConfig()
-    inputs = quality.QualityInputs(snapshot, config, [])
-    data = quality.frames(inputs, derive(snapshot, config, NOW))
-    outcomes = quality.run_suites(data, config, docs_dir=None, run_time=NOW, gx=gx)
+    data = gx_validator.frames(snapshot, derive(snapshot, config, NOW))
+    outcomes = gx_validator.run_suites(data, config, docs_dir=None, run_time=NOW, gx=gx)
     return {o.key: o for o in outcomes}
 
 
@@ -453,7 +455,7 @@ def test_alert_event_carries_the_figures_when_a_prefect_api_is_configured(
     lose_numbers(engine, ["S00", "S01"])  # 90%
     result = run_report(settings, now=NOW)
     assert result["alert"] and result["event_emitted"] is True
-    alerts = [e for e in captured_events() if e.event == quality.ALERT_EVENT]
+    alerts = [e for e in captured_events() if e.event == quality_publish.ALERT_EVENT]
     assert len(alerts) == 1
     event = alerts[0]
     assert event.resource.id == "nudge.data-quality"
@@ -908,7 +910,7 @@ def test_flow_run_creates_artifacts_and_emits_the_alert_event(
 
     assert result["sms_reachable_pct"] == 85.0 and result["alert"] is True
     assert result["event_emitted"] is True
-    alerts = [e for e in events if e.event == quality.ALERT_EVENT]
+    alerts = [e for e in events if e.event == quality_publish.ALERT_EVENT]
     assert len(alerts) == 1 and alerts[0].payload["sms_reachable_pct"] == 85.0
     related = {r.role for r in alerts[0].related}
     assert "flow-run" in related  # Prefect ties the event to the run that raised it
@@ -973,7 +975,7 @@ def test_documented_automation_is_valid_and_fires_on_the_alert_event(document: s
     assert automation.actions[0].type == "send-notification"
     trigger = server_trigger(automation.trigger)
     resource = {"prefect.resource.id": "nudge.data-quality"}
-    assert trigger.covers(received(quality.ALERT_EVENT, resource, []))
+    assert trigger.covers(received(quality_publish.ALERT_EVENT, resource, []))
     assert not trigger.covers(received("nudge.something-else", resource, []))
 
 

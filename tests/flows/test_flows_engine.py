@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,50 @@ def run_artifacts(flow_run_id: Any) -> list[Any]:
         )
 
 
+def planned_chunks(settings: Settings, campaign_id: int) -> int:
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.messaging import SendChunk
+
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as s:
+            stmt = select(func.count()).where(SendChunk.campaign_id == campaign_id)
+            return int(s.execute(stmt).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def task_runs(flow_run_id: Any, name: str, *, at_least: int, timeout: float = 30.0) -> int:
+    """How many runs of task ``name`` the flow run made. Task runs reach the server as events,
+    a moment after the flow returns: wait until ``at_least`` are there, then count again."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+    from prefect.events.worker import EventsWorker
+
+    def count() -> int:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
+            )
+        return sum(1 for r in runs if r.name.startswith(f"{name}-"))
+
+    EventsWorker.drain_all()
+    deadline = time.monotonic() + timeout
+    while count() < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # a run beyond the expected ones would have arrived with them
+    return count()
+
+
 def artifacts(keys: list[str]) -> dict[str, Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -108,9 +153,15 @@ def test_sync_and_campaign_as_flow_runs_leave_artifacts(
     [markdown] = [a for a in shown if a.type == "markdown"]
     assert "dry run: nothing sent" in str(markdown.data) and "**5** by SMS" in str(markdown.data)
     assert all(a.key is None and a.description for a in shown)
-    result = send_campaign(Campaign=request)
+    sent = send_campaign(Campaign=request, return_state=True)
+    result = sent.result()
     assert result["status"] == "completed" and result["result"]["sms"] == 5
     assert emulator.counters()["messages_created"] == 10  # notice + message each
+    # One Prefect task run per chunk, never per message (DESIGN: the server cannot keep up
+    # with one per message), and every chunk sent in one pass.
+    chunks = planned_chunks(engine_env, result["campaign_id"])
+    assert chunks == result["chunks"] > 1
+    assert task_runs(sent.state_details.flow_run_id, "send-chunk", at_least=chunks) == chunks
 
     cid = result["campaign_id"]
     found = artifacts(

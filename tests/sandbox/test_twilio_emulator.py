@@ -485,6 +485,17 @@ def test_bought_numbers_are_no_longer_offered(api: httpx.Client) -> None:
     assert offered[0]["phone_number"] not in {n["phone_number"] for n in now_offered}
 
 
+def test_two_buys_in_one_area_code_get_two_numbers(api: httpx.Client) -> None:
+    # Was tests/adapters' "two provisionings never buy the same number": the inventory is
+    # the emulator's, the gateway only buys what a search offers.
+    first = api.post(NUMBERS, data={"AreaCode": "415"}).json()
+    second = api.post(NUMBERS, data={"AreaCode": "415"}).json()
+
+    assert first["phone_number"].startswith("+1415")
+    assert second["phone_number"].startswith("+1415")
+    assert first["phone_number"] != second["phone_number"]
+
+
 SEARCH_ROWS = [
     ("exhausted", {"AreaCode": "212"}, 200),
     ("not-sms", {"SmsEnabled": "false"}, 200),
