@@ -54,6 +54,7 @@ def run_workers(emulator: Any, args: argparse.Namespace, workers: int, tmp: Path
     """Plan the campaign on a fresh database, run ``workers`` processes, measure the pace."""
     from domain.audience import AudienceFilter
     from domain.campaign import CampaignRequest
+    from nudge import wiring
     from nudge.settings import Settings
     from tasks.campaigns import plan_campaign
 
@@ -77,6 +78,7 @@ def run_workers(emulator: Any, args: argparse.Namespace, workers: int, tmp: Path
                 audience=AudienceFilter(caseload=["T1"]),
             ),
             settings,
+            wiring.engine(settings),
         )
         assert plan.campaign_id is not None
         emulator.reset()

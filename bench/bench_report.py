@@ -103,7 +103,9 @@ def pandas_checks(data: dict[str, Any]) -> float:
 def child(url: str, out: Path, repeats: int) -> dict[str, Any]:
     """In a fresh interpreter: import, raw baseline, the report (cold, then warm)."""
     start = time.perf_counter()
+    from adapters import gx_validator
     from flows.data_quality import run_report
+    from nudge import wiring
     from nudge.settings import Settings
     from sandbox.generate import DEFAULT_AS_OF
     from tasks import quality
@@ -120,9 +122,9 @@ def child(url: str, out: Path, repeats: int) -> dict[str, Any]:
         start = time.perf_counter()
         result = run_report(settings, out_dir=out / f"run{i}", now=as_of)
         runs.append({"wall_s": time.perf_counter() - start, **result["timings_s"]})
-    inputs = quality.load_inputs.fn(settings, as_of)
+    inputs = quality.load_inputs.fn(wiring.engine(settings), as_of)
     measured = quality.measure_inputs.fn(inputs, as_of)
-    data = quality.frames(inputs, measured.derived)
+    data = gx_validator.frames(inputs.snapshot, measured.derived)
     pandas_s = min(pandas_checks(data) for _ in range(3))
     return {
         "import_s": import_s,

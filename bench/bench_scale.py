@@ -38,6 +38,7 @@ def main() -> None:
 
     from domain.audience import AudienceFilter
     from domain.campaign import CampaignRequest
+    from nudge import wiring
     from nudge.settings import Settings
     from sandbox.twilio import EmulatorConfig, run_emulator
     from tasks.campaigns import plan_campaign
@@ -65,6 +66,7 @@ def main() -> None:
                     audience=AudienceFilter(caseload=["T1"]),
                 ),
                 settings,
+                wiring.engine(settings),
             )
             t_plan = time.perf_counter() - start
             env = {

@@ -44,10 +44,11 @@ def populate(settings: Any, folder: Path, students: int) -> None:
 
 def sequential_rate(base_url: str, count: int) -> float:
     """Messages/s of a plain loop of the synchronous SDK's messages.create."""
-    from adapters.twilio_gateway import build_sync_client
+    from adapters.twilio.http import build_sync_client
     from nudge.settings import Settings
+    from nudge.wiring import twilio_config
 
-    client = build_sync_client(Settings(_env_file=None, twilio_base_url=base_url))
+    client = build_sync_client(twilio_config(Settings(_env_file=None, twilio_base_url=base_url)))
     start = time.perf_counter()
     for i in range(count):
         client.messages.create(to=f"+1212555{i:04d}", from_="+14155550100", body="baseline")
@@ -75,21 +76,20 @@ def campaign(
 ) -> tuple[float, int]:
     """Send one campaign to ``students`` (notice + message each); returns (SMS/s, campaign
     id)."""
-    from adapters.mailer import make_mailer
-    from adapters.twilio_gateway import TwilioSmsGateway
     from domain.audience import AudienceFilter
     from domain.campaign import CampaignRequest
     from flows.send_campaign import run_campaign
     from models.db import make_engine
-    from tasks.outbox import SendEnv
+    from nudge import wiring
+    from tasks.env import Env
 
     engine = make_engine(settings.database_url)
 
     def gateway() -> Any:
-        real = TwilioSmsGateway(settings)
+        real = wiring.sms_gateway(settings)
         return wrap(real) if wrap else real
 
-    env = SendEnv(settings, engine, make_mailer(settings), gateway)
+    env = Env(settings, engine, wiring.mailer(settings), gateway)
     request = CampaignRequest(
         sender_id="T1",
         message=f"Bench {time.time()}: hello {{first_name}}",

@@ -188,9 +188,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         if args.no_field_checks:
-            import adapters.sis.csv_source as csv_source
+            import adapters.sis.csv_table as csv_table
 
-            csv_source.problem = lambda *_args: None  # type: ignore[assignment]
+            csv_table.problem = lambda *_args: None  # type: ignore[assignment]
         print(json.dumps(scenario(args.child, Path(args.folder), args.workers)))
         return
 

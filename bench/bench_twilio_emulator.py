@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
-from adapters.twilio_gateway import SendOutcome, TwilioSmsGateway
+from adapters.twilio.errors import SendOutcome
 from bench._report import record
 from nudge.settings import Settings
+from nudge.wiring import sms_gateway
 from sandbox.twilio import EmulatorConfig, EmulatorServer
 
 ACCOUNT = "AC" + "b" * 32
@@ -66,7 +67,7 @@ async def sdk_run(base_url: str, numbers: list[str], concurrency: int) -> float:
     """Send one SMS to each number through the gateway; return the elapsed seconds."""
     settings = Settings(twilio_base_url=base_url, twilio_account_sid=ACCOUNT)
     gate = asyncio.Semaphore(concurrency)
-    async with TwilioSmsGateway(settings, max_connections=concurrency) as gateway:
+    async with sms_gateway(settings, max_connections=concurrency) as gateway:
 
         async def one(to: str) -> None:
             async with gate:

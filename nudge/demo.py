@@ -76,14 +76,13 @@ def _pick_sender() -> tuple[str, str]:
 
     from models.people import Person
     from nudge.cli.common import session
-    from tasks.campaigns import display_name
 
     with session() as s:
         staff = s.exec(
             select(Person).where(Person.role == "staff").order_by(col(Person.sis_id))
         ).all()
         texting = next(p for p in staff if "texting" in {r.lower() for r in p.roles})
-        return texting.sis_id, display_name(texting)
+        return texting.sis_id, texting.display_name
 
 
 def _texted_students(campaign_id: int, count: int) -> list[tuple[str, str, str]]:

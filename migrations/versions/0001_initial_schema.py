@@ -3,6 +3,9 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-25 15:22:27.814418
+
+Longer than ~400 lines on purpose: an applied Alembic revision is a frozen record of the
+schema at one point in time; it is never split or edited (later changes are new revisions).
 """
 
 from __future__ import annotations
