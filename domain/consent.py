@@ -10,6 +10,7 @@ the router, the send path, the reply poller and the delivery-status refresh cann
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.config import OptOutScope
 from domain.keywords import Keyword
@@ -120,3 +121,37 @@ def keyword_consent_changes(
             )
         ]
     return []
+
+
+#: Consent sources that are a decision about the number (by the student, the carrier, an
+#: admin or a review). ``auto`` is not: it only records that a text went out under auto
+#: opt-in, so a STOP the student sent before it still applies when it is listed late.
+DECISION_SOURCES = frozenset(
+    {
+        ConsentSource.STOP,
+        ConsentSource.START,
+        ConsentSource.ADMIN,
+        ConsentSource.CARRIER_21610,
+        ConsentSource.REPLY_REVIEW,
+    }
+)
+
+
+def out_of_order(said_at: datetime, last_decision_at: datetime | None) -> bool:
+    """Whether a keyword the student sent at ``said_at`` is older than the last decision
+    about their number (``last_decision_at``: when the student sent the keyword behind it,
+    or when an admin, the carrier or a review decided): then it is recorded in the audit
+    trail but changes nothing, so consent follows the order in which things were said, not
+    the order in which Twilio happened to list them. Twilio's ``DateSent`` has whole
+    seconds, so the comparison is by whole seconds, and a tie applies."""
+    if last_decision_at is None:
+        return False
+    return said_at.replace(microsecond=0) < last_decision_at.replace(microsecond=0)
+
+
+def late_keyword_reason(keyword: Keyword, said_at: datetime, last_decision_at: datetime) -> str:
+    """The audit trail's words for a keyword that arrived after a later decision."""
+    return (
+        f"{keyword.value.upper()} sent {said_at:%Y-%m-%d %H:%M:%S} UTC was listed late; not "
+        f"applied: consent was decided after it ({last_decision_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )

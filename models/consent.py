@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from domain.consent import INSTITUTION
+from domain.consent import DECISION_SOURCES, INSTITUTION
 from domain.names import display_name
 from domain.routing import ConsentSource, ConsentState
 from models.bulk import bulk_insert
+from models.messaging import InboundMessage
 from models.people import Person, people_by_number, person_by_sis_id, student_numbers
 from models.types import UTCDateTime, utcnow
 
@@ -260,6 +261,59 @@ def institution_consent(*, session: Session, e164: str) -> Consent | None:
     ).one_or_none()
 
 
+def last_decision_at(*, session: Session, e164: str) -> datetime | None:
+    """When the last decision about ``e164``'s consent was made, in the student's order:
+    for a change a reply made (STOP, START, a flagged reply), when the student sent that
+    reply; for an admin's or the carrier's change, when it was made. Auto opt-in records
+    are not decisions (:data:`domain.consent.DECISION_SOURCES`)."""
+    session.flush()  # changes made earlier in this transaction count
+    said = func.coalesce(_INBOUND.c.received_at, _EVENT.c.at)
+    stmt = (
+        select(func.max(said))
+        .select_from(_EVENT.outerjoin(_INBOUND, _INBOUND.c.provider_sid == _EVENT.c.inbound_sid))
+        .where(
+            _EVENT.c.e164 == e164,
+            _EVENT.c.source.in_([s.value for s in DECISION_SOURCES]),
+        )
+    )
+    found: datetime | None = session.execute(stmt).scalar_one_or_none()
+    if found is not None and found.tzinfo is None:  # SQLite's max() returns the raw value
+        found = found.replace(tzinfo=UTC)
+    return found
+
+
+def note_consent(
+    *,
+    session: Session,
+    e164: str,
+    source: str,
+    reason: str,
+    sender_e164: str = INSTITUTION,
+    actor: str | None = None,
+    inbound_sid: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append an audit event that changes nothing (the current status of that scope is
+    repeated; ``unknown`` when there is no row): why something a student sent did not
+    change their consent."""
+    row = session.exec(
+        select(Consent).where(Consent.e164 == e164, Consent.sender_e164 == sender_e164)
+    ).first()
+    session.add(
+        ConsentEvent(
+            e164=e164,
+            sender_e164=sender_e164,
+            status=row.status if row is not None else ConsentState.UNKNOWN.value,
+            source=source,
+            reason=reason[:500],
+            actor=actor,
+            inbound_sid=inbound_sid,
+            at=at or utcnow(),
+        )
+    )
+
+
 _BATCH = 500
 _CONSENT = Consent.__table__  # type: ignore[attr-defined]
 _EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
+_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]

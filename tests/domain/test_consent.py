@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domain.config import OptOutScope
-from domain.consent import INSTITUTION, ConsentChange, keyword_consent_changes, opt_out_scope
+from domain.consent import (
+    DECISION_SOURCES,
+    INSTITUTION,
+    ConsentChange,
+    keyword_consent_changes,
+    late_keyword_reason,
+    opt_out_scope,
+    out_of_order,
+)
 from domain.keywords import Keyword
 from domain.routing import ConsentSource, ConsentState, Reason, consent_block
 
@@ -102,3 +112,36 @@ def test_the_one_consent_gate(
     consent: ConsentState | str | None, auto: bool, expected: Reason | None
 ) -> None:
     assert consent_block(consent, auto_opt_in=auto) == expected
+
+
+T0 = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("said", "last", "expected"),
+    [
+        pytest.param(T0, None, False, id="no-decision-yet"),
+        pytest.param(T0 + timedelta(seconds=30), T0, False, id="sent-after-the-decision"),
+        pytest.param(T0 - timedelta(minutes=10), T0, True, id="listed-late-after-a-decision"),
+        pytest.param(T0, T0 + timedelta(milliseconds=700), False, id="same-second-applies"),
+        pytest.param(T0 - timedelta(seconds=1), T0 + timedelta(milliseconds=1), True,
+                     id="one-second-older"),
+    ],
+)  # fmt: skip
+def test_keywords_follow_the_students_order(
+    said: datetime, last: datetime | None, expected: bool
+) -> None:
+    assert out_of_order(said, last) is expected
+
+
+def test_auto_opt_in_is_no_decision_but_everything_else_is() -> None:
+    assert ConsentSource.AUTO not in DECISION_SOURCES
+    assert set(ConsentSource) - DECISION_SOURCES == {ConsentSource.AUTO}
+
+
+def test_the_trail_says_why_a_late_keyword_changed_nothing() -> None:
+    reason = late_keyword_reason(Keyword.START, T0 - timedelta(minutes=10), T0)
+    assert reason == (
+        "START sent 2026-12-07 09:50:00 UTC was listed late; not applied: consent was "
+        "decided after it (2026-12-07 10:00:00 UTC)"
+    )
