@@ -186,6 +186,7 @@ class TwilioSmsGateway:
                 body=body,
                 messaging_service_sid=service if service is not None else values.unset,
                 validity_period=validity,
+                status_callback=self._config.status_callback or values.unset,
             )
         except (*PROVIDER_ERRORS, ValueError) as exc:
             # ValueError: a 2xx whose body we could not read (ambiguous: it probably exists).
@@ -219,9 +220,10 @@ class TwilioSmsGateway:
     ) -> ProviderMessage | None:
         """Find the outbound message an ambiguous send may have created (newest match).
 
-        Lists the messages To (and From) the number, newest first, and stops at the first
-        one created before ``sent_after - clock_skew``. It filters by creation date, not by
-        ``DateSent``: a message still queued has no send date yet.
+        Lists the messages To (and From) the number, newest first by ``DateSent``, and stops
+        at the first one sent before ``sent_after - clock_skew``: it was created before that,
+        and so was everything listed after it. Messages with no send date (still queued, or
+        failed, listed first however old) are checked by creation date, never stopped at.
         """
         lower = _as_utc(sent_after).replace(microsecond=0) - clock_skew
         upper = _as_utc(sent_before) + clock_skew if sent_before is not None else None
@@ -229,10 +231,10 @@ class TwilioSmsGateway:
         async with contextlib.aclosing(pages):
             async for message in pages:
                 created = message.date_created
-                if created is None:
-                    continue
-                if created < lower:
+                if message.date_sent is not None and message.date_sent < lower:
                     break
+                if created is None or created < lower:
+                    continue
                 if upper is not None and created > upper:
                     continue
                 if message.direction == "outbound-api" and message.body == body:
@@ -267,8 +269,9 @@ class TwilioSmsGateway:
     ) -> AsyncGenerator[ProviderMessage, None]:
         """Messages newest first, following ``next_page_uri`` (which keeps the filters).
 
-        ``sent_after``/``sent_before`` filter on the send date, inclusive: a ``date`` means
-        the whole GMT day, an aware ``datetime`` the exact second (naive ones are refused).
+        ``sent_after``/``sent_before`` filter on the send date, inclusive, by whole GMT days:
+        Twilio ignores a ``datetime``'s time of day and uses its GMT date (naive ones are
+        refused). Messages with no send date yet (queued, receiving) match no date filter.
         """
         filters: dict[str, Any] = {"page_size": page_size}
         if to is not None:

@@ -104,6 +104,20 @@ def twilio(
         bool,
         typer.Option(help="Send only from numbers the account bought (else error 21606)."),
     ] = False,
+    webhook_delay_s: Annotated[
+        float,
+        typer.Option(
+            help="Seconds an inbound text stays 'receiving' (no date_sent) before Twilio "
+            "calls the incoming webhook and it turns 'received'."
+        ),
+    ] = 0.0,
+    inbound_lag_s: Annotated[
+        float,
+        typer.Option(
+            help="Seconds after its creation before an inbound text shows in the Messages "
+            "list (real Twilio: often 10-15 minutes, no promised bound)."
+        ),
+    ] = 0.0,
     help_text: Annotated[
         str | None, typer.Option(help="Auto-reply to HELP/INFO (default: Twilio's text).")
     ] = None,
@@ -132,6 +146,8 @@ def twilio(
         "recipient_errors": _parse_failures(fail or []),
         "exhausted_area_codes": exhausted_area_code or [],
         "strict_numbers": strict_numbers,
+        "inbound_webhook_delay_s": webhook_delay_s,
+        "inbound_lag_s": inbound_lag_s,
         "seed": seed,
     }
     if help_text is not None:
@@ -169,6 +185,14 @@ def reply(
         str | None,
         typer.Option(help="Account the message belongs to, if the number is not bought."),
     ] = None,
+    sent_ago: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="A late reply: sent this many seconds ago (date_sent back-dated), yet "
+            "listed by Twilio only from now on.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Inject an inbound SMS into a running emulator, as if a phone had sent it."""
@@ -179,9 +203,11 @@ def reply(
     base_url = url or settings().twilio_base_url
     if not base_url:
         fail("no emulator URL: pass --url or set NUDGE_TWILIO_BASE_URL", as_json=as_json, code=2)
-    payload = {"From": from_, "To": to, "Body": body}
+    payload: dict[str, Any] = {"From": from_, "To": to, "Body": body}
     if account_sid:
         payload["AccountSid"] = account_sid
+    if sent_ago is not None:
+        payload["SentAgo"] = sent_ago
     try:
         response = httpx.post(f"{base_url.rstrip('/')}/sandbox/inbound", json=payload)
     except httpx.TransportError as exc:
@@ -192,6 +218,10 @@ def reply(
 
     def human(data: dict[str, Any]) -> str:
         lines = [f"Inbound {data['message']['sid']} from {mask_phone(from_)} to {mask_phone(to)}"]
+        if sent_ago:
+            lines.append(
+                f"Sent {sent_ago:g} s ago ({data['message']['date_sent']}), listed from now"
+            )
         if data["keyword"]:
             lines.append(f"Keyword: {data['keyword'].upper()}")
         if data["auto_reply"]:

@@ -14,9 +14,10 @@ URL-rewriting HTTP client maps them the same way.
 
 Sandbox routes (no auth; the emulator binds to loopback by default)::
 
-    POST /sandbox/inbound    {"From", "To", "Body"[, "AccountSid"]} as JSON or form:
-                             a phone texts one of our numbers -> 201 {message, auto_reply,
-                             keyword}
+    POST /sandbox/inbound    {"From", "To", "Body"[, "AccountSid"][, "SentAgo"]} as JSON
+                             or form: a phone texts one of our numbers -> 201 {message,
+                             auto_reply, keyword}. ``SentAgo`` (seconds, >= 0) back-dates
+                             it: a late reply, listed only from now on (see inbound.py)
     GET  /sandbox/control    the current knobs;  POST: change some (JSON) -> the new knobs
     POST /sandbox/reset      forget all state and counters ({"knobs": false} keeps knobs)
     GET  /sandbox/counters   creates, messages created, per-To counts, rejections, faults,
@@ -56,6 +57,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox.twilio.config import EmulatorConfig
 from sandbox.twilio.engine import ApiResult, Engine, api_error
+from sandbox.twilio.inbound import parse_sent_ago
 from sandbox.twilio.wire import API_PREFIX
 
 logger = logging.getLogger("sandbox.twilio")
@@ -248,11 +250,16 @@ class EmulatorApp:
 
     async def _inbound(self, request: Request) -> Response:
         data = await _payload(request)
+        try:
+            sent_ago = parse_sent_ago(data.get("SentAgo"))
+        except ValueError as exc:
+            return _json_response(api_error(20001, detail=str(exc)))
         result = self.engine.inject_inbound(
             str(data.get("From", "")),
             str(data.get("To", "")),
             str(data.get("Body", "")),
             account_sid=str(data["AccountSid"]) if data.get("AccountSid") else None,
+            sent_ago=sent_ago,
         )
         return _json_response(result)
 

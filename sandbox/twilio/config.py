@@ -101,6 +101,22 @@ class EmulatorConfig(BaseModel):
         default=False,
         description="From (and inbound To) must be a number the account bought (else 21606).",
     )
+    inbound_webhook_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds an inbound message stays 'receiving', with date_sent null, "
+        "before Twilio calls the incoming-message webhook; then it is 'received' and its "
+        "date_sent is that moment. 0: received at once.",
+    )
+    inbound_lag_s: float = Field(
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds after its creation before an inbound message shows in the "
+        "Messages list (users report 10-15 minutes or more; Twilio promises no bound). "
+        "Fetching it by SID works at once. 0: listed at once.",
+    )
     help_text: str = Field(default=DEFAULT_HELP_TEXT, description="Reply to HELP/INFO.")
     seed: int | None = Field(default=None, description="Seed of the fault generator.")
 

@@ -14,12 +14,16 @@ its wait in the queue (its pacing turn, plus the ``queue_delay_s`` backlog) is l
 that, it is never sent, as at Twilio: it stays ``queued`` until creation + ValidityPeriod,
 then is ``failed`` with 30036, and it takes no pacing slot. ``advance()`` moves the
 emulator's clock forward, so tests can watch that happen without waiting.
+
+The operations live in rooms of their own: the message list (order, date filters, paging,
+listing lag) in ``listing.py``, inbound texts (the ``receiving`` phase, late replies) in
+``inbound.py``, phone numbers and sender pools in ``provisioning.py``; :class:`Engine`
+keeps one method per operation, which ``app.py`` calls.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 import time
@@ -29,45 +33,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from sandbox.twilio import carrier
+from sandbox.twilio import carrier, inbound, listing, provisioning
 from sandbox.twilio.config import ACCOUNT_SID_RE, EmulatorConfig
-from sandbox.twilio.errors import (
-    delivery_status_for,
-    error_body,
-    http_status_for,
-    is_delivery_code,
-)
-from sandbox.twilio.numbers import AREA_CODES, is_valid_area_code, offer_numbers
-from sandbox.twilio.store import (
-    DEFAULT_VALIDITY_S,
-    ServiceNumber,
-    Store,
-    StoredMessage,
-    StoredNumber,
-    position_before,
-)
+from sandbox.twilio.errors import delivery_status_for, is_delivery_code
+from sandbox.twilio.numbers import E164_RE
+from sandbox.twilio.provisioning import SERVICE_SID_RE
+from sandbox.twilio.store import DEFAULT_VALIDITY_S, Store, StoredMessage
 from sandbox.twilio.wire import (
     API_PREFIX,
-    DateFilter,
+    ApiResult,
+    api_error,
     created_view,
-    envelope,
-    friendly_name,
-    iso8601,
     message_view,
-    parse_date_filter,
-    render_incoming_number,
+    new_sid,
     render_message,
 )
 
-#: Used for inbound messages when nothing else says which account a number belongs to.
-DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
+__all__ = ["ApiResult", "Counters", "Engine", "api_error"]
+
 MAX_BODY = 1600
-MAX_PAGE_SIZE = 1000
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 ALPHA_SENDER_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
 MAX_VALIDITY_S = DEFAULT_VALIDITY_S
 #: Twilio's delivery error for a message that outstayed its ValidityPeriod in the queue.
 EXPIRED_CODE = 30036
@@ -84,20 +70,6 @@ MAGIC_TO = {
     "+15005550009": 21614,
 }
 MAGIC_FROM = {"+15005550001": 21212, "+15005550007": 21606, "+15005550008": 21611}
-
-
-@dataclass(slots=True)
-class ApiResult:
-    """What to answer: HTTP status and JSON body; ``drop`` closes the connection instead."""
-
-    status: int
-    body: dict[str, Any]
-    drop: bool = False
-
-
-def api_error(code: int, **fmt: Any) -> ApiResult:
-    """An error answer in Twilio's shape."""
-    return ApiResult(http_status_for(code), error_body(code, **fmt))
 
 
 @dataclass(slots=True)
@@ -129,10 +101,6 @@ class Counters:
         }
 
 
-def _new_sid(prefix: str) -> str:
-    return prefix + os.urandom(16).hex()
-
-
 class Engine:
     """Twilio's behaviour for the operations nudge uses, over one :class:`Store`."""
 
@@ -146,6 +114,7 @@ class Engine:
         self.initial_config = config.model_copy(deep=True)
         self.config = config.model_copy(deep=True)
         self.store = Store(state_path)
+        self._order = listing.MessageOrder(self.store)
         self.clock = clock
         self.counters = Counters()
         self.rng = random.Random(config.seed)
@@ -312,7 +281,7 @@ class Engine:
         outcome = "delivered" if code is None else delivery_status_for(code)
         message = StoredMessage(
             seq=self.store.next_seq(),
-            sid=_new_sid("SM"),
+            sid=new_sid("SM"),
             account_sid=account_sid,
             direction="outbound-api",
             to=to,
@@ -340,9 +309,11 @@ class Engine:
         """What the emulator knows of a message beyond Twilio's resource (sandbox route).
 
         Times are epoch seconds on the emulator's clock: ``leaves_queue_at`` is when it
-        stops being ``queued`` (sent, or failed), ``final_at`` when its status is final, and
-        ``expires_at`` is creation + ``validity_period_s``. ``expired`` says it outstayed
-        its validity period (it fails with 30036 at ``expires_at``).
+        stops being ``queued`` (sent, or failed) -- for an inbound message, when Twilio calls
+        the incoming webhook (``receiving`` -> ``received``) --, ``final_at`` when its status
+        is final, ``expires_at`` is creation + ``validity_period_s`` and ``listable_at`` when
+        the Messages list starts to return it. ``expired`` says it outstayed its validity
+        period (it fails with 30036 at ``expires_at``).
         """
         message = self.store.by_sid.get(sid)
         if message is None:
@@ -360,6 +331,9 @@ class Engine:
             "outcome": message.outcome,
             "error_code": message.error_code,
             "expired": message.error_code == EXPIRED_CODE,
+            "listable_at": (
+                message.created_at if message.listable_at is None else message.listable_at
+            ),
         }
 
     def fetch_message(self, account_sid: str, sid: str) -> ApiResult:
@@ -371,310 +345,48 @@ class Engine:
         return ApiResult(200, render_message(message, view))
 
     def list_messages(self, account_sid: str, query: Mapping[str, str]) -> ApiResult:
-        """GET Messages.json: To/From/DateSent filters, newest first, token paging."""
-        try:
-            page_size, page = _paging(query)
-            exact = _date(query, "DateSent")
-            after = _date(query, "DateSent>")
-            before = _date(query, "DateSent<")
-        except ValueError as exc:
-            return api_error(20001, detail=str(exc))
-        to, from_ = query.get("To"), query.get("From")
-        filters = [
-            (k, query[k])
-            for k in ("To", "From", "DateSent", "DateSent<", "DateSent>")
-            if k in query
-        ]
-        candidates = (
-            self.store.by_to.get(to, [])
-            if to
-            else self.store.by_from.get(from_, [])
-            if from_
-            else self.store.messages
-        )
-        now = self.now()
-        horizon = self.store.max_lag + 1
+        """GET Messages.json: To/From/DateSent filters, ``date_sent`` newest first, token
+        paging, inbound listing lag (see :mod:`.listing`)."""
+        return listing.list_messages(self.store, self._order, account_sid, query, self.now())
 
-        def matches(m: StoredMessage) -> bool:
-            if m.account_sid != account_sid:
-                return False
-            if (to and m.to != to) or (from_ and m.from_ != from_):
-                return False
-            if exact is None and after is None and before is None:
-                return True
-            sent = message_view(m, now).date_sent
-            if sent is None:
-                return False
-            second = int(sent)
-            if exact is not None and not (exact.start <= second < exact.start + 86400):
-                return False
-            if after is not None and second < after.start:
-                return False
-            return before is None or second < before.day_end
-
-        def too_old(m: StoredMessage) -> bool:
-            # Older messages (by creation) cannot have been sent after the lower bound.
-            lower = after or exact
-            return lower is not None and m.created_at + horizon < lower.start
-
-        token = query.get("PageToken")
-        try:
-            items, next_sid, prev_sid = _walk(
-                candidates, matches, too_old, page_size, page, token, self.store
-            )
-        except ValueError as exc:
-            return api_error(20001, detail=str(exc))
-        records = [render_message(m, message_view(m, now)) for m in items]
-        body = envelope(
-            "messages",
-            records,
-            path=f"{API_PREFIX}/{account_sid}/Messages.json",
-            filters=filters,
-            page_size=page_size,
-            page=page,
-            token=token,
-            next_token=f"PA{next_sid}" if next_sid else None,
-            previous_token=f"PB{prev_sid}" if prev_sid else None,
-        )
-        return ApiResult(200, body)
-
-    # --- inbound and carrier keywords -----------------------------------------------
+    # --- inbound and carrier keywords (inbound.py) ------------------------------------
 
     def inject_inbound(
-        self, from_: str, to: str, body: str, account_sid: str | None = None
-    ) -> ApiResult:
-        """A phone texts one of our numbers; STOP/START/HELP get Twilio's auto-replies."""
-        if not E164_RE.match(from_):
-            return api_error(21212, from_=from_)
-        if not E164_RE.match(to):
-            return api_error(21211, to=to)
-        owner = self.store.number_by_phone.get(to)
-        if owner is None and self.config.strict_numbers:
-            return api_error(21606, from_=to)
-        sent_from_here = self.store.by_from.get(to)
-        account = (
-            (owner.account_sid if owner else None)
-            or account_sid
-            # An account that sends from a number it never bought (lenient mode) owns it.
-            or (sent_from_here[-1].account_sid if sent_from_here else None)
-            or self.config.account_sid
-            or self.last_account_sid
-            or DEFAULT_ACCOUNT_SID
-        )
-        service_sid = self.store.service_of_number.get(owner.sid) if owner else None
-        now = self.now()
-        inbound = self._store_message(
-            account, "inbound", to=to, from_=from_, body=body, service_sid=service_sid, now=now
-        )
-        self.counters.inbound += 1
-        keyword = carrier.match_keyword(body)
-        reply_text: str | None = None
-        if keyword == "stop":
-            self.store.set_opt_out(account, from_, to, out=True)
-            reply_text = carrier.STOP_REPLY
-        elif keyword == "start":
-            self.store.set_opt_out(account, from_, to, out=False)
-            reply_text = carrier.START_REPLY
-        elif keyword == "help":
-            reply_text = self.config.help_text
-        reply: dict[str, Any] | None = None
-        if reply_text is not None:
-            auto = self._store_message(
-                account,
-                "outbound-reply",
-                to=from_,
-                from_=to,
-                body=reply_text,
-                service_sid=service_sid,
-                now=now,
-            )
-            self.counters.auto_replies += 1
-            reply = render_message(auto, message_view(auto, now))
-        message = render_message(inbound, message_view(inbound, now))
-        return ApiResult(201, {"message": message, "auto_reply": reply, "keyword": keyword})
-
-    def _store_message(
         self,
-        account_sid: str,
-        direction: str,
-        *,
-        to: str,
         from_: str,
+        to: str,
         body: str,
-        service_sid: str | None,
-        now: float,
-    ) -> StoredMessage:
-        message = StoredMessage(
-            seq=self.store.next_seq(),
-            sid=_new_sid("SM"),
-            account_sid=account_sid,
-            direction=direction,
-            to=to,
-            from_=from_,
-            body=body,
-            messaging_service_sid=service_sid,
-            num_segments=carrier.count_segments(body),
-            created_at=now,
-            sent_at=now,
-            done_at=now,
-            outcome="received" if direction == "inbound" else "delivered",
-            error_code=None,
-        )
-        self.store.add_message(message)
-        return message
+        account_sid: str | None = None,
+        *,
+        sent_ago: float = 0.0,
+    ) -> ApiResult:
+        """A phone texts one of our numbers ``sent_ago`` seconds ago; STOP/START/HELP get
+        Twilio's auto-replies (see :mod:`.inbound` for its receiving phase and list lag)."""
+        return inbound.inject_inbound(self, from_, to, body, account_sid, sent_ago=sent_ago)
 
-    # --- phone numbers --------------------------------------------------------------
+    # --- phone numbers (provisioning.py) ------------------------------------------------
 
     def available_local(
         self, account_sid: str, country: str, query: Mapping[str, str]
     ) -> ApiResult:
-        """GET AvailablePhoneNumbers/{Country}/Local.json (AreaCode, SmsEnabled, PageSize)."""
-        path = f"{API_PREFIX}/{account_sid}/AvailablePhoneNumbers/{country}/Local.json"
-        if country not in AREA_CODES:
-            return api_error(20404, path=path)
-        area_code = query.get("AreaCode") or None
-        try:
-            page_size, _ = _paging(query)
-        except ValueError as exc:
-            return api_error(20001, detail=str(exc))
-        if area_code is not None and not is_valid_area_code(area_code):
-            return api_error(20001, detail=f"AreaCode {area_code!r}")
-        offered: list[dict[str, Any]] = []
-        sms_wanted = query.get("SmsEnabled", "true").lower() != "false"
-        if sms_wanted and area_code not in self.config.exhausted_area_codes:
-            offered = offer_numbers(
-                country=country,
-                area_code=area_code,
-                count=page_size,
-                taken=set(self.store.number_by_phone),
-                seed=self.config.seed,
-            )
-        uri = f"{path}?{urlencode(list(query.items()))}" if query else path
-        return ApiResult(200, {"available_phone_numbers": offered, "uri": uri})
+        """GET AvailablePhoneNumbers/{Country}/Local.json (see :mod:`.provisioning`)."""
+        return provisioning.available_local(self, account_sid, country, query)
 
     def buy_number(self, account_sid: str, form: Mapping[str, str]) -> ApiResult:
         """POST IncomingPhoneNumbers.json with PhoneNumber or AreaCode."""
-        phone_number = form.get("PhoneNumber", "").strip()
-        area_code = form.get("AreaCode", "").strip()
-        if not phone_number and not area_code:
-            return api_error(20001, detail="PhoneNumber or AreaCode is required")
-        if not phone_number:
-            if not is_valid_area_code(area_code):
-                return api_error(20001, detail=f"AreaCode {area_code!r}")
-            offered = (
-                []
-                if area_code in self.config.exhausted_area_codes
-                else offer_numbers(
-                    country="US",
-                    area_code=area_code,
-                    count=1,
-                    taken=set(self.store.number_by_phone),
-                    seed=self.config.seed,
-                )
-            )
-            if not offered:
-                return api_error(21452, detail=area_code)
-            phone_number = str(offered[0]["phone_number"])
-        if not E164_RE.match(phone_number) or phone_number in self.store.number_by_phone:
-            return api_error(21422)
-        if phone_number.startswith("+1") and phone_number[2:5] in self.config.exhausted_area_codes:
-            return api_error(21422)
-        number = StoredNumber(
-            seq=self.store.next_seq(),
-            sid=_new_sid("PN"),
-            account_sid=account_sid,
-            phone_number=phone_number,
-            friendly_name=form.get("FriendlyName") or friendly_name(phone_number),
-            created_at=self.now(),
-        )
-        self.store.add_number(number)
-        return ApiResult(201, render_incoming_number(number))
+        return provisioning.buy_number(self, account_sid, form)
 
     def list_numbers(self, account_sid: str, query: Mapping[str, str]) -> ApiResult:
         """GET IncomingPhoneNumbers.json (PhoneNumber, FriendlyName filters), oldest first."""
-        try:
-            page_size, page = _paging(query)
-        except ValueError as exc:
-            return api_error(20001, detail=str(exc))
-        wanted_number = "".join(ch for ch in query.get("PhoneNumber", "") if ch.isdigit())
-        wanted_name = query.get("FriendlyName")
-        matching = [
-            n
-            for n in self.store.numbers
-            if n.account_sid == account_sid
-            and (not wanted_number or wanted_number in n.phone_number)
-            and (wanted_name is None or n.friendly_name == wanted_name)
-        ]
-        token = query.get("PageToken")
-        start = page * page_size
-        if token:
-            sids = [n.sid for n in matching]
-            if not token.startswith("PA") or token[2:] not in sids:
-                return api_error(20001, detail="PageToken")
-            start = sids.index(token[2:]) + 1
-        chunk = matching[start : start + page_size]
-        has_more = start + page_size < len(matching)
-        filters = [(k, query[k]) for k in ("PhoneNumber", "FriendlyName") if k in query]
-        body = envelope(
-            "incoming_phone_numbers",
-            [render_incoming_number(n) for n in chunk],
-            path=f"{API_PREFIX}/{account_sid}/IncomingPhoneNumbers.json",
-            filters=filters,
-            page_size=page_size,
-            page=page,
-            token=token,
-            next_token=f"PA{chunk[-1].sid}" if has_more and chunk else None,
-            previous_token=None,
-        )
-        return ApiResult(200, body)
+        return provisioning.list_numbers(self, account_sid, query)
 
     def add_to_service(self, account_sid: str, service_sid: str, number_sid: str) -> ApiResult:
         """POST messaging v1 Services/{Sid}/PhoneNumbers: put a bought number in the pool."""
-        if not SERVICE_SID_RE.match(service_sid):
-            return api_error(20404, path=f"/v1/Services/{service_sid}")
-        number = self.store.number_by_sid.get(number_sid)
-        if number is None or number.account_sid != account_sid:
-            return api_error(20404, path=f"/v1/PhoneNumbers/{number_sid}")
-        if number_sid in self.store.service_of_number:
-            return api_error(21710)
-        entry = ServiceNumber(service_sid, number_sid, account_sid, self.now())
-        self.store.add_service_number(entry)
-        return ApiResult(201, _render_service_number(entry, number))
+        return provisioning.add_to_service(self, account_sid, service_sid, number_sid)
 
     def list_service_numbers(self, account_sid: str, service_sid: str) -> ApiResult:
         """GET messaging v1 Services/{Sid}/PhoneNumbers (one page: pools are small)."""
-        url = f"https://messaging.twilio.com/v1/Services/{service_sid}/PhoneNumbers"
-        records = [
-            _render_service_number(entry, self.store.number_by_sid[entry.number_sid])
-            for entry in self.store.pools.get(service_sid, [])
-            if entry.account_sid == account_sid
-        ]
-        size = max(50, len(records))
-        meta = {
-            "first_page_url": f"{url}?PageSize={size}&Page=0",
-            "key": "phone_numbers",
-            "next_page_url": None,
-            "page": 0,
-            "page_size": size,
-            "previous_page_url": None,
-            "url": f"{url}?PageSize={size}&Page=0",
-        }
-        return ApiResult(200, {"meta": meta, "phone_numbers": records})
-
-
-def _render_service_number(entry: ServiceNumber, number: StoredNumber) -> dict[str, Any]:
-    return {
-        "account_sid": entry.account_sid,
-        "capabilities": ["SMS", "MMS", "Voice"],
-        "country_code": "US",
-        "date_created": iso8601(entry.created_at),
-        "date_updated": iso8601(entry.created_at),
-        "phone_number": number.phone_number,
-        "service_sid": entry.service_sid,
-        "sid": number.sid,
-        "url": f"https://messaging.twilio.com/v1/Services/{entry.service_sid}/PhoneNumbers/"
-        f"{number.sid}",
-    }
+        return provisioning.list_service_numbers(self, account_sid, service_sid)
 
 
 def _validity(raw: str) -> int | None:
@@ -687,76 +399,3 @@ def _validity(raw: str) -> int | None:
         return None
     value = int(text)
     return value if 1 <= value <= MAX_VALIDITY_S else None
-
-
-def _paging(query: Mapping[str, str]) -> tuple[int, int]:
-    try:
-        page_size = int(query.get("PageSize", "50"))
-        page = int(query.get("Page", "0"))
-    except ValueError as exc:
-        raise ValueError("PageSize and Page must be integers") from exc
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValueError(f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
-    if page < 0:
-        raise ValueError("Page must not be negative")
-    return page_size, page
-
-
-def _date(query: Mapping[str, str], key: str) -> DateFilter | None:
-    raw = query.get(key)
-    return None if raw is None else parse_date_filter(raw)
-
-
-def _walk(
-    candidates: list[StoredMessage],
-    matches: Callable[[StoredMessage], bool],
-    too_old: Callable[[StoredMessage], bool],
-    page_size: int,
-    page: int,
-    token: str | None,
-    store: Store,
-) -> tuple[list[StoredMessage], str | None, str | None]:
-    """One page, newest first: (messages, sid to continue after, sid to go back from).
-
-    ``PA<sid>`` continues with messages older than ``sid``; ``PB<sid>`` goes back to the
-    page of messages just newer than it. Without a token, ``Page`` is an offset.
-    """
-    if token:
-        anchor = store.by_sid.get(token[2:])
-        if anchor is None or token[:2] not in ("PA", "PB"):
-            raise ValueError("PageToken")
-        pos = position_before(candidates, anchor.seq)
-        if token[:2] == "PB":
-            newer: list[StoredMessage] = []
-            start = pos + 1 if pos < len(candidates) and candidates[pos] is anchor else pos
-            for m in candidates[start:]:
-                if matches(m):
-                    newer.append(m)
-                    if len(newer) > page_size:
-                        break
-            items = list(reversed(newer[:page_size]))
-            prev_sid = items[0].sid if len(newer) > page_size and items else None
-            return items, (items[-1].sid if items else None), prev_sid
-        index = pos - 1
-        skip = 0
-    else:
-        index = len(candidates) - 1
-        skip = page * page_size
-    found: list[StoredMessage] = []
-    while index >= 0:
-        m = candidates[index]
-        index -= 1
-        if too_old(m):
-            break
-        if not matches(m):
-            continue
-        if skip:
-            skip -= 1
-            continue
-        found.append(m)
-        if len(found) > page_size:
-            break
-    items = found[:page_size]
-    next_sid = items[-1].sid if len(found) > page_size else None
-    prev_sid = items[0].sid if (token or page > 0) and items else None
-    return items, next_sid, prev_sid

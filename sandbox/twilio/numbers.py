@@ -7,10 +7,14 @@ candidates, minus the ones already bought. Only NANP countries (US, CA) have loc
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.twilio.wire import friendly_name
+
+#: A phone number in E.164, as Twilio wants To, From and bought numbers.
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ Background use, the common case::
         settings = Settings(twilio_base_url=emu.base_url)   # point the gateway at it
         emu.control(share_429=0.3, seed=7)                  # change knobs at run time
         emu.inject("+15551230001", "+14155550100", "STOP")  # a phone texts one of our numbers
+        emu.inject(student, ours, "START", sent_ago=600)    # ...sent 10 min ago, listed now
+        emu.control(inbound_lag_s=900)                      # the list lags 15 min behind
         assert emu.counters()["max_per_to"] == 1            # exactly one SMS per recipient
         emu.control(queue_delay_s=600)                      # a provider backlog of 10 minutes
         emu.advance(900)                                    # let 15 minutes pass, instantly
@@ -312,9 +314,19 @@ class EmulatorServer:
         return now
 
     def inject(
-        self, from_: str, to: str, body: str, *, account_sid: str | None = None
+        self,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        account_sid: str | None = None,
+        sent_ago: float | None = None,
     ) -> dict[str, Any]:
         """A phone (``from_``) texts one of our numbers (``to``).
+
+        With ``sent_ago`` (seconds), the text is a late one: its ``date_created`` and
+        ``date_sent`` are that much in the past, yet the Messages list returns it only from
+        now on (as when Twilio's list lags behind). See ``sandbox/twilio/inbound.py``.
 
         The message lands in the account that bought ``to``; else ``account_sid``; else the
         account that last sent from ``to``; else the pinned ``account_sid`` knob; else the
@@ -322,9 +334,11 @@ class EmulatorServer:
         Returns ``{"message": <inbound message>, "auto_reply": <message or None>,
         "keyword": "stop" | "start" | "help" | None}``; raises ValueError on a bad number.
         """
-        payload = {"From": from_, "To": to, "Body": body}
+        payload: dict[str, Any] = {"From": from_, "To": to, "Body": body}
         if account_sid is not None:
             payload["AccountSid"] = account_sid
+        if sent_ago is not None:
+            payload["SentAgo"] = sent_ago
         response = self._client().post("/sandbox/inbound", json=payload)
         if response.status_code != 201:
             raise ValueError(f"inbound refused: {response.text}")

@@ -9,13 +9,19 @@ A message's status is not stored: it is a function of time (see ``wire.message_v
 the store keeps only what decides it, fixed when the message is created: when it leaves
 ``queued``, when it reaches its final status, and which status that is. Its
 ``ValidityPeriod`` is kept too (Twilio's message resource does not show it; the sandbox
-routes do).
+routes do), and, for inbound messages, when the message starts to show in the list
+(``listable_at``: Twilio's list lags behind its messages).
+
+The list's order depends on time (a message moves when it gets its send date), so the store
+keeps what a cache of that order needs: a ``version`` that changes with every write, and the
+instants still to come when a message gets its send date (:meth:`Store.next_send_after`).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import sqlite3
-from bisect import bisect_left
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -38,13 +44,21 @@ class StoredMessage:
     num_segments: int
     created_at: float  # epoch seconds
     # When it leaves 'queued': queue wait + one status delay, then 'sent' (its date_sent);
-    # for a message that never leaves Twilio, when it turns 'failed' (no date_sent).
+    # for a message that never leaves Twilio, when it turns 'failed' (no date_sent); for an
+    # inbound one, when Twilio calls the incoming webhook: 'receiving' -> 'received'.
     sent_at: float
     done_at: float  # when it reaches its final status
     outcome: str  # delivered | undelivered | failed | received
     error_code: int | None
     # Last, so that state files written before it existed load with the default (see _SCHEMA).
     validity_s: int = DEFAULT_VALIDITY_S  # ValidityPeriod: the longest it may stay queued
+    # When the Messages list starts to return it; None: from its creation.
+    listable_at: float | None = None
+
+    @property
+    def gets_sent(self) -> bool:
+        """True if it has a ``date_sent`` from ``sent_at`` on (all but failed messages)."""
+        return self.outcome != "failed"
 
 
 @dataclass(slots=True)
@@ -79,7 +93,7 @@ CREATE TABLE IF NOT EXISTS messages (
     direction TEXT NOT NULL, "to" TEXT NOT NULL, from_ TEXT, body TEXT NOT NULL,
     messaging_service_sid TEXT, num_segments INTEGER NOT NULL, created_at REAL NOT NULL,
     sent_at REAL NOT NULL, done_at REAL NOT NULL, outcome TEXT NOT NULL,
-    error_code INTEGER, validity_s INTEGER NOT NULL DEFAULT 36000);
+    error_code INTEGER, validity_s INTEGER NOT NULL DEFAULT 36000, listable_at REAL);
 CREATE TABLE IF NOT EXISTS numbers (
     seq INTEGER PRIMARY KEY, sid TEXT UNIQUE NOT NULL, account_sid TEXT NOT NULL,
     phone_number TEXT UNIQUE NOT NULL, friendly_name TEXT NOT NULL, created_at REAL NOT NULL);
@@ -100,6 +114,8 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             "ALTER TABLE messages ADD COLUMN validity_s INTEGER NOT NULL "
             f"DEFAULT {DEFAULT_VALIDITY_S}"
         )
+    if "listable_at" not in have:
+        db.execute("ALTER TABLE messages ADD COLUMN listable_at REAL")
 
 
 class Store:
@@ -108,6 +124,8 @@ class Store:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        #: Changes with every write: caches of the list's order are keyed by it.
+        self.version = 0
         self._clear_memory()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,10 +148,12 @@ class Store:
         self.pools: dict[str, list[ServiceNumber]] = {}
         self.service_of_number: dict[str, str] = {}
         self.optouts: set[tuple[str, str, str]] = set()
-        #: The longest time any message takes from creation to 'sent' (bounds list scans;
-        #: failed messages never get a send date, so they do not count).
-        self.max_lag = 0.0
+        #: A heap of the instants messages get their date_sent (failed ones never do), after
+        #: ``_checked_at``: the ones before it are past and dropped.
+        self._pending_sends: list[float] = []
+        self._checked_at = -math.inf
         self._seq = 0
+        self.version += 1
 
     def _load(self, db: sqlite3.Connection) -> None:
         cols = ", ".join(f'"{c}"' if c == "to" else c for c in _columns(StoredMessage))
@@ -221,6 +241,17 @@ class Store:
         """True if ``recipient`` opted out of any of ``senders``."""
         return any((account_sid, recipient, s) in self.optouts for s in senders)
 
+    def next_send_after(self, now: float) -> float:
+        """The first instant after ``now`` when a message gets its ``date_sent`` (inf: none)."""
+        pending = self._pending_sends
+        if now < self._checked_at:  # the clock went back (a test's clock): count again
+            pending[:] = [m.sent_at for m in self.messages if m.gets_sent and m.sent_at > now]
+            heapq.heapify(pending)
+        while pending and pending[0] <= now:
+            heapq.heappop(pending)
+        self._checked_at = now
+        return pending[0] if pending else math.inf
+
     # --- indexes --------------------------------------------------------------------
 
     def _index_message(self, message: StoredMessage) -> None:
@@ -230,8 +261,9 @@ class Store:
         if message.from_ is not None:
             self.by_from.setdefault(message.from_, []).append(message)
         self._seq = max(self._seq, message.seq)
-        if message.outcome != "failed":
-            self.max_lag = max(self.max_lag, message.sent_at - message.created_at)
+        if message.gets_sent and message.sent_at > self._checked_at:
+            heapq.heappush(self._pending_sends, message.sent_at)
+        self.version += 1
 
     def _index_number(self, number: StoredNumber) -> None:
         self.numbers.append(number)
@@ -242,8 +274,3 @@ class Store:
     def _index_service_number(self, entry: ServiceNumber) -> None:
         self.pools.setdefault(entry.service_sid, []).append(entry)
         self.service_of_number[entry.number_sid] = entry.service_sid
-
-
-def position_before(items: list[StoredMessage], seq: int) -> int:
-    """Index of the first message in ``items`` (ascending seq) whose seq is >= ``seq``."""
-    return bisect_left(items, seq, key=lambda m: m.seq)

@@ -11,26 +11,64 @@ until ``done_at`` (one more delay), then its final status (``delivered``, ``unde
 or ``failed``). Both instants are fixed when the message is created. A message that never
 leaves Twilio is ``queued`` until ``sent_at``, then ``failed`` with no send date: one that
 would wait longer than its ``ValidityPeriod`` fails with 30036 at creation + ValidityPeriod.
+An inbound message is ``receiving``, with no send date, until ``sent_at`` (when Twilio calls
+the incoming-message webhook), then ``received`` with ``date_sent`` = that moment.
+
+:class:`ApiResult` is what every operation answers; ``app.py`` sends it as is.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox.twilio.errors import delivery_message_for
+from sandbox.twilio.errors import delivery_message_for, error_body, http_status_for
 from sandbox.twilio.store import StoredMessage, StoredNumber
 
 API_VERSION = "2010-04-01"
 API_PREFIX = f"/{API_VERSION}/Accounts"
 PRICE_PER_SEGMENT = 0.0079
+MAX_PAGE_SIZE = 1000
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(slots=True)
+class ApiResult:
+    """What to answer: HTTP status and JSON body; ``drop`` closes the connection instead."""
+
+    status: int
+    body: dict[str, Any]
+    drop: bool = False
+
+
+def api_error(code: int, **fmt: Any) -> ApiResult:
+    """An error answer in Twilio's shape."""
+    return ApiResult(http_status_for(code), error_body(code, **fmt))
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh random SID: ``prefix`` and 32 hex digits."""
+    return prefix + os.urandom(16).hex()
+
+
+def parse_paging(query: Mapping[str, str]) -> tuple[int, int]:
+    """``PageSize`` (1..1000, default 50) and ``Page`` (>= 0); ValueError otherwise."""
+    try:
+        page_size = int(query.get("PageSize", "50"))
+        page = int(query.get("Page", "0"))
+    except ValueError as exc:
+        raise ValueError("PageSize and Page must be integers") from exc
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
+    if page < 0:
+        raise ValueError("Page must not be negative")
+    return page_size, page
 
 
 @lru_cache(maxsize=4096)
@@ -65,7 +103,9 @@ class MessageView:
 def message_view(message: StoredMessage, now: float) -> MessageView:
     """Derive a message's status, dates and error code at time ``now``."""
     if message.direction == "inbound":
-        return MessageView("received", message.created_at, message.created_at, None)
+        if now < message.sent_at:  # Twilio has not called the incoming webhook yet
+            return MessageView("receiving", None, message.created_at, None)
+        return MessageView("received", message.sent_at, message.sent_at, None)
     if now < message.sent_at:
         return MessageView("queued", None, message.created_at, None)
     if message.outcome == "failed":
@@ -208,40 +248,3 @@ def envelope(
         "start": start,
         "uri": page_uri(path, filters, page_size, page, token),
     }
-
-
-@dataclass(frozen=True, slots=True)
-class DateFilter:
-    """A parsed ``DateSent`` value: an instant, or a whole GMT day."""
-
-    start: float
-    is_day: bool
-
-    @property
-    def day_end(self) -> float:
-        """The first second after the day (for a day filter) or after the instant."""
-        return self.start + (86400 if self.is_day else 1)
-
-
-def parse_date_filter(raw: str) -> DateFilter:
-    """Parse the date formats Twilio accepts in ``DateSent`` filters (GMT when no zone)."""
-    text = raw.strip()
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
-        return DateFilter(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp(), True)
-    parsed: datetime | None = None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            parsed = None
-    if parsed is None:
-        raise ValueError(f"unrecognised date: {raw!r}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return DateFilter(float(int(parsed.timestamp())), False)

@@ -428,6 +428,23 @@ async def test_find_message_ignores_other_bodies_and_older_messages(
     )
 
 
+async def test_find_message_looks_past_an_older_failed_message(
+    emulator: EmulatorServer, gateway: TwilioSmsGateway
+) -> None:
+    # A failed message has no DateSent: Twilio's order (by DateSent) lists it first, however
+    # old it is. It must not end the search for the message an ambiguous send created.
+    emulator.control(recipient_errors={phone(9): 30034})
+    await gateway.send(to=phone(9), from_=SENDER, body="Failed last month")
+    emulator.control(recipient_errors={})
+    now = datetime.fromtimestamp(emulator.advance(3600), UTC)
+    await gateway.send(to=phone(9), from_=SENDER, body="Ambiguous")
+
+    found = await gateway.find_message(to=phone(9), from_=SENDER, body="Ambiguous", sent_after=now)
+
+    assert found is not None
+    assert found.body == "Ambiguous"
+
+
 # --- validity period and the send deadline ---------------------------------------------
 
 VALIDITY_ROWS = [
@@ -564,6 +581,7 @@ async def test_paging_keeps_filters_across_pages(
 ) -> None:
     for i in range(7):
         await gateway.send(to=phone(10), from_=SENDER, body=f"Reminder {i}")
+        emulator.advance(1)  # within one second Twilio's order is by SID, not by creation
     for i in range(3):
         await gateway.send(to=phone(11), from_=SENDER, body=f"Other {i}")
 
@@ -581,9 +599,9 @@ async def test_list_inbound_returns_only_inbound_messages(
     emulator: EmulatorServer, gateway: TwilioSmsGateway
 ) -> None:
     await gateway.send(to=phone(12), from_=SENDER, body="How was the exam?")
-    emulator.inject(phone(12), SENDER, "Fine, thanks")
-    emulator.inject(phone(13), SENDER, "Can we meet?")
-    emulator.inject(phone(14), SENDER, "HELP")
+    for number, body in ((12, "Fine, thanks"), (13, "Can we meet?"), (14, "HELP")):
+        emulator.advance(1)  # within one second Twilio's order is by SID, not by arrival
+        emulator.inject(phone(number), SENDER, body)
 
     inbound = [m async for m in gateway.list_inbound(since_day=today(), page_size=2)]
 

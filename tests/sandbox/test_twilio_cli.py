@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -92,6 +93,21 @@ def test_reply_json_uses_the_url_from_settings(
     assert data["message"]["body"] == "hi"
 
 
+def test_reply_sent_ago_back_dates_the_text(emulator: EmulatorServer) -> None:
+    emulator.reset()
+    now = emulator.advance(0)
+    args = ["reply", "--from", STUDENT, "--to", OURS, "--body", "late", "--sent-ago", "600"]
+    result = CliRunner().invoke(sandbox_app(), [*args, "--url", emulator.base_url])
+    as_json = CliRunner().invoke(sandbox_app(), [*args, "--url", emulator.base_url, "--json"])
+    refused = CliRunner().invoke(sandbox_app(), [*args[:-1], "-5", "--url", emulator.base_url])
+
+    assert result.exit_code == 0, result.output
+    assert "Sent 600 s ago" in result.output
+    sent = parsedate_to_datetime(json.loads(as_json.stdout)["message"]["date_sent"])
+    assert now - 602 <= sent.timestamp() <= now - 598
+    assert refused.exit_code == 2
+
+
 def test_reply_without_an_emulator_url_explains(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -125,8 +141,16 @@ def test_reply_to_nothing_fails_cleanly() -> None:
         (["--share-429", "1.5"], "share_429"),
         (["--fail", "+15550400002"], "NUMBER=CODE"),
         (["--queue-delay-s", "-1"], "queue_delay_s"),
+        (["--webhook-delay-s", "-1"], "inbound_webhook_delay_s"),
+        (["--inbound-lag-s", "-0.5"], "inbound_lag_s"),
     ],
-    ids=["share-out-of-range", "fail-without-code", "negative-queue-delay"],
+    ids=[
+        "share-out-of-range",
+        "fail-without-code",
+        "negative-queue-delay",
+        "negative-webhook-delay",
+        "negative-lag",
+    ],
 )
 def test_twilio_refuses_bad_knobs_before_serving(args: list[str], message: str) -> None:
     result = CliRunner().invoke(sandbox_app(), ["twilio", "--port", "0", *args])
@@ -141,6 +165,7 @@ def test_twilio_serves_with_the_given_knobs_until_terminated(tmp_path: Path) -> 
         "app = typer.Typer(); register(app); app()"
     )
     args = ["twilio", "--port", "0", "--share-429", "1", "--state", str(tmp_path / "t.sqlite")]
+    args += ["--inbound-lag-s", "900", "--webhook-delay-s", "60"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-c", script, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
@@ -154,6 +179,9 @@ def test_twilio_serves_with_the_given_knobs_until_terminated(tmp_path: Path) -> 
         created = httpx.post(
             url, auth=(ACCOUNT, "t"), data={"To": STUDENT, "From": OURS, "Body": "x"}
         )
+        inbound = httpx.post(
+            f"{match.group()}/sandbox/inbound", json={"From": STUDENT, "To": OURS, "Body": "hi"}
+        )
         listed = httpx.get(url, auth=(ACCOUNT, "t"))
     finally:
         process.send_signal(signal.SIGINT)
@@ -165,6 +193,8 @@ def test_twilio_serves_with_the_given_knobs_until_terminated(tmp_path: Path) -> 
 
     assert (created.status_code, created.json()["code"]) == (429, 20429)
     assert listed.status_code == 200
+    assert inbound.json()["message"]["status"] == "receiving"  # --webhook-delay-s
+    assert listed.json()["messages"] == []  # --inbound-lag-s: not listed yet
     assert "export NUDGE_TWILIO_BASE_URL=" in out
     assert process.returncode == 0
     assert (tmp_path / "t.sqlite").exists()

@@ -415,9 +415,12 @@ def test_inject_refuses_bad_numbers(emulator: EmulatorServer) -> None:
 # --- listing and paging -----------------------------------------------------------------
 
 
-def test_pages_are_newest_first_and_keep_filters(api: httpx.Client) -> None:
+def test_pages_are_newest_first_and_keep_filters(
+    api: httpx.Client, emulator: EmulatorServer
+) -> None:
     for i in range(5):
         send(api, "+15550200015", body=f"n{i}")
+        emulator.advance(1)  # one second apart: within a second the order is by SID
     send(api, "+15550200016", body="other")
 
     first = api.get(MESSAGES, params={"To": "+15550200015", "PageSize": "2"}).json()

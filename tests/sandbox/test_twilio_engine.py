@@ -7,7 +7,7 @@ at exact instants here; ``test_twilio_emulator.py`` checks the same behaviour ov
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import pytest
 from sandbox.twilio.carrier import count_segments, match_keyword
 from sandbox.twilio.config import EmulatorConfig
 from sandbox.twilio.engine import Engine
-from sandbox.twilio.wire import parse_date_filter, rfc2822
+from sandbox.twilio.listing import gmt_day
+from sandbox.twilio.wire import rfc2822
 
 ACCOUNT = "AC" + "6" * 32
 SENDER = "+14155550142"
@@ -79,25 +80,29 @@ def test_segments(body: str, segments: int) -> None:
 
 
 DATE_ROWS = [
-    ("day", "2026-03-01", datetime(2026, 3, 1, tzinfo=UTC), True),
-    ("utc-instant", "2026-03-01T10:00:00Z", datetime(2026, 3, 1, 10, tzinfo=UTC), False),
-    ("offset", "2026-03-01T10:00:00+02:00", datetime(2026, 3, 1, 8, tzinfo=UTC), False),
-    ("rfc2822", "Sun, 01 Mar 2026 10:00:00 -0000", datetime(2026, 3, 1, 10, tzinfo=UTC), False),
-    ("space-millis", "2026-03-01 10:00:00.000", datetime(2026, 3, 1, 10, tzinfo=UTC), False),
+    # Every value names a GMT date; a time of day only decides which date (Twilio ignores it).
+    ("day", "2026-03-01", date(2026, 3, 1)),
+    ("utc-instant", "2026-03-01T10:00:00Z", date(2026, 3, 1)),
+    ("offset", "2026-03-01T10:00:00+02:00", date(2026, 3, 1)),
+    ("offset-crosses-midnight", "2026-03-01T23:30:00-02:00", date(2026, 3, 2)),
+    ("rfc2822", "Sun, 01 Mar 2026 10:00:00 -0000", date(2026, 3, 1)),
+    ("space-millis", "2026-03-01 10:00:00.000", date(2026, 3, 1)),
+    ("us-zone-name", "06/11/2019 22:05:25 MST", date(2019, 6, 12)),
+    ("us-no-zone", "06/11/2019 22:05:25", date(2019, 6, 11)),
 ]
 
 
+@pytest.mark.parametrize(("raw", "day"), [r[1:] for r in DATE_ROWS], ids=[r[0] for r in DATE_ROWS])
+def test_date_filters_accept_twilio_formats(raw: str, day: date) -> None:
+    assert gmt_day(raw) == day
+
+
 @pytest.mark.parametrize(
-    ("raw", "start", "is_day"), [r[1:] for r in DATE_ROWS], ids=[r[0] for r in DATE_ROWS]
+    "raw", ["last tuesday", ">=2026-03-01", "13/45/2026", "06/11/2019 22:05:25 XYZ"]
 )
-def test_date_filters_accept_twilio_formats(raw: str, start: datetime, is_day: bool) -> None:
-    parsed = parse_date_filter(raw)
-    assert (parsed.start, parsed.is_day) == (start.timestamp(), is_day)
-
-
-def test_date_filter_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match="unrecognised date"):
-        parse_date_filter("last tuesday")
+def test_date_filter_refuses_nonsense(raw: str) -> None:
+    with pytest.raises(ValueError, match="Invalid date value"):
+        gmt_day(raw)
 
 
 def test_rfc2822_is_gmt_with_numeric_zone() -> None:
@@ -289,7 +294,7 @@ def test_advance_moves_the_emulators_time_forward_only() -> None:
     assert e.now() == DAY1
 
 
-def test_date_sent_filters_by_day_and_by_instant() -> None:
+def test_date_sent_filters_by_day_only() -> None:
     clock = Clock(DAY1)
     e = engine(clock, status_delay_ms=0)
     for day in range(3):
@@ -310,8 +315,10 @@ def test_date_sent_filters_by_day_and_by_instant() -> None:
     assert bodies(DateSent="2026-03-02") == ["day 2"]
     assert bodies(DateSent_gt="2026-03-02") == ["day 3", "day 2"]
     assert bodies(DateSent_lt="2026-03-02") == ["day 2", "day 1"]
-    assert bodies(DateSent_gt="2026-03-02T12:00:01Z") == ["day 3"]
-    assert bodies(DateSent_lt="2026-03-02T12:00:00Z") == ["day 2", "day 1"]
+    # A time of day is ignored, as at Twilio: the whole GMT date is on or before/after.
+    assert bodies(DateSent_gt="2026-03-02T12:00:01Z") == ["day 3", "day 2"]
+    assert bodies(DateSent_lt="2026-03-02T11:00:00Z") == ["day 2", "day 1"]
+    assert bodies(DateSent="2026-03-02T23:59:59Z") == ["day 2"]
 
 
 def test_state_file_keeps_everything_across_engines(tmp_path: Path) -> None:
