@@ -31,6 +31,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "pacing": ("bench_pacing.py", [], ["--students", "150"]),
     "audience": ("bench_audience.py", [], ["--students", "20000"]),
     "poll": ("bench_poll.py", [], []),
+    "sweep": ("bench_sweep.py", [], ["--messages", "10000", "--late", "50"]),
     "report": ("bench_report.py", [], []),
     "scale": ("bench_scale.py", [], ["--messages", "5000"]),
 }

@@ -105,7 +105,7 @@ def _poll(
                 **as_dict(stored),
             }
         except Exception as exc:  # one failing step never stops the others
-            result["errors"].append(_failed("fetch", exc))
+            result["errors"].append(failed_step("fetch", exc))
         if keeper.lost:
             # Another poll took over (this one outlived the lease): it sends the emails.
             result["errors"].append("lease lost to another poll; emails left to it")
@@ -115,19 +115,19 @@ def _poll(
             seconds["notify"] = notified.seconds
             result |= as_dict(notified)
         except Exception as exc:
-            result["errors"].append(_failed("notify", exc))
+            result["errors"].append(failed_step("notify", exc))
         try:
             result["keyword_replies_sent"] = step(keyword_replies.send_keyword_replies)(
                 env, options
             )
         except Exception as exc:
-            result["errors"].append(_failed("keyword replies", exc))
+            result["errors"].append(failed_step("keyword replies", exc))
         try:
             refreshed = step(statuses.refresh_statuses)(env, options)
             seconds["statuses"] = refreshed.seconds
             result |= as_dict(refreshed)
         except Exception as exc:
-            result["errors"].append(_failed("statuses", exc))
+            result["errors"].append(failed_step("statuses", exc))
     finally:
         keeper.stop()
         poll_lease.drop_lease(env)
@@ -150,8 +150,9 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _failed(step: str, exc: Exception) -> str:
-    """An error line for the result (and the run log, with the traceback)."""
+def failed_step(step: str, exc: Exception) -> str:
+    """An error line for the result (and the run log, with the traceback, unless it is a
+    classified provider failure); the reconciliation sweep reports its steps the same way."""
     if isinstance(exc, GatewayError):
         return f"{step}: {exc}"
     run_logger().error("poll step %s failed", step, exc_info=exc)
@@ -203,4 +204,4 @@ def run_reply(
     return reply.mark_replied(env.engine, to, result)
 
 
-__all__ = ["POLL_KEYS", "PollFailed", "poll_replies", "run_poll", "run_reply"]
+__all__ = ["POLL_KEYS", "PollFailed", "failed_step", "poll_replies", "run_poll", "run_reply"]

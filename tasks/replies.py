@@ -7,7 +7,9 @@ One poll, in the order ``flows/poll_replies.py`` writes once:
    (the cursor minus :attr:`~tasks.poll_options.PollOptions.skew`) and, newest first, stops
    at the first message sent before ``cursor - skew``: the cost grows with new messages, not
    with history, and is the same for 1 or 500 staff numbers (one account-wide listing, no
-   per-number calls).
+   per-number calls). A reply Twilio lists later than the skew is behind that stop: the
+   reconciliation sweep (:mod:`tasks.sweep`) lists whole windows with :func:`list_inbound`
+   and stores what is missing through :func:`store_inbound`, without moving the cursor.
 2. **store** (:func:`store_inbound`), one transaction: insert each inbound message once
    (unique sid), matched to the student by From, to the staff member by To, threaded to the
    SMS it answers; apply carrier keywords (STOP/START in the configured opt-out scope, HELP
@@ -45,11 +47,18 @@ from sqlmodel import Session
 
 from adapters.twilio.types import ProviderMessage
 from domain.config import SmsConfig
-from domain.consent import INSTITUTION, keyword_consent_changes, opt_out_scope
+from domain.consent import (
+    INSTITUTION,
+    keyword_consent_changes,
+    late_keyword_reason,
+    opt_out_scope,
+    out_of_order,
+)
 from domain.keywords import Keyword, classify_keyword
 from domain.revocation import detect_revocation
+from domain.routing import ConsentSource
 from models.config import load_config
-from models.consent import institution_consent, set_consent
+from models.consent import institution_consent, last_decision_at, note_consent, set_consent
 from models.inbound import (
     answered_message,
     insert_inbound,
@@ -87,9 +96,13 @@ class Fetched:
     seconds: float = 0.0
 
 
-async def _list(
+async def list_inbound(
     env: Env, since_day: date, cutoff: datetime, page_size: int
 ) -> tuple[list[ProviderMessage], int, datetime | None]:
+    """Inbound messages sent on or after ``cutoff``, newest first (listed from ``since_day``,
+    a GMT day, and no further back than the first message sent before ``cutoff``); with how
+    many messages were listed and the newest ``DateSent`` seen. The poll's cutoff is its
+    cursor minus the skew; the reconciliation sweep's is the start of its window."""
     inbound: list[ProviderMessage] = []
     scanned = 0
     newest: datetime | None = None
@@ -126,7 +139,7 @@ def fetch_inbound(env: Env, options: PollOptions) -> Fetched:
         before = read_cursor(session=s, name=CURSOR)
     cutoff = (before - options.skew) if before else env.now() - options.lookback
     since_day = cutoff.astimezone(UTC).date()
-    inbound, scanned, newest = asyncio.run(_list(env, since_day, cutoff, options.page_size))
+    inbound, scanned, newest = asyncio.run(list_inbound(env, since_day, cutoff, options.page_size))
     after = before
     if newest is not None and (after is None or newest > after):
         after = newest
@@ -165,12 +178,16 @@ def _received(message: ProviderMessage, fallback: datetime) -> datetime:
 
 @task(name="store-inbound", cache_policy=NO_CACHE)
 def store_inbound(
-    env: Env, fetched: Fetched, checkpoint: Callable[[str], None] | None = None
+    env: Env,
+    fetched: Fetched,
+    checkpoint: Callable[[str], None] | None = None,
+    actor: str = ACTOR,
 ) -> StoreReport:
     """Store every new inbound message once and act on it; move the cursor; one commit.
 
-    ``checkpoint(stage)`` is called with ``"stored"`` just before the commit (tests inject a
-    crash there to prove nothing is lost and nothing doubled).
+    ``actor`` names who stored it in the consent audit trail (the poll, the sweep, the
+    webhook receiver). ``checkpoint(stage)`` is called with ``"stored"`` just before the
+    commit (tests inject a crash there to prove nothing is lost and nothing doubled).
     """
     clock = Stopwatch()
     report = StoreReport()
@@ -236,7 +253,7 @@ def store_inbound(
                 continue  # another poll stored it meanwhile: it acted on it too
             message, keyword, phrase = facts[sid]
             _count(report, row, keyword, phrase)
-            _act(s, config, message, keyword, phrase, now)
+            _act(s, config, message, keyword, phrase, now, actor)
             if keyword is not Keyword.NONE and config.keyword_replies and row["staff_person_id"]:
                 answers.append(keyword_reply_row(row, inserted[sid], keyword, config, now))
         tz = ZoneInfo(config.timezone)
@@ -290,11 +307,33 @@ def _act(
     keyword: Keyword,
     phrase: str | None,
     now: datetime,
+    actor: str,
 ) -> None:
     """Apply what one new inbound message asks for to consent (the rules are
-    :func:`domain.consent.keyword_consent_changes`), each change with its audit event."""
+    :func:`domain.consent.keyword_consent_changes`), each change with its audit event.
+
+    A STOP or START the student sent before the last decision about their number (listed
+    late by Twilio) is recorded in the trail with why, and changes nothing
+    (:func:`domain.consent.out_of_order`)."""
     number = message.from_ or ""
     scope = opt_out_scope(config.opt_out_scope, message.to)
+    if keyword in (Keyword.STOP, Keyword.START):
+        said_at = _received(message, now)
+        last = last_decision_at(session=s, e164=number)
+        if last is not None and out_of_order(said_at, last):
+            note_consent(
+                session=s,
+                e164=number,
+                source=ConsentSource.STOP.value
+                if keyword is Keyword.STOP
+                else ConsentSource.START.value,
+                reason=late_keyword_reason(keyword, said_at, last),
+                sender_e164=scope,
+                actor=actor,
+                inbound_sid=message.sid,
+                at=now,
+            )
+            return
     needs_institution = (keyword is Keyword.START and scope != INSTITUTION) or phrase is not None
     row = institution_consent(session=s, e164=number) if needs_institution else None
     changes = keyword_consent_changes(
@@ -314,10 +353,17 @@ def _act(
             source=change.source.value,
             sender_e164=change.scope,
             reason=change.reason,
-            actor=ACTOR,
+            actor=actor,
             inbound_sid=message.sid,
             at=now,
         )
 
 
-__all__ = ["CURSOR", "Fetched", "StoreReport", "fetch_inbound", "store_inbound"]
+__all__ = [
+    "CURSOR",
+    "Fetched",
+    "StoreReport",
+    "fetch_inbound",
+    "list_inbound",
+    "store_inbound",
+]

@@ -43,14 +43,31 @@ def poll(
             "is set, so the command never waits for a temporary Prefect server.",
         ),
     ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Reconcile instead (what reconcile-replies does): list every message of the "
+            "last --hours, store, act on and notify the replies polls missed, once each.",
+        ),
+    ] = False,
+    hours: Annotated[
+        float | None,
+        typer.Option("--hours", min=0.01, max=744, help="With --sweep: the window (default 2)."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Poll Twilio once for replies (what the every-minute deployment does).
 
     Stores new replies, honours STOP/START/HELP, emails staff and refreshes delivery
-    statuses.
+    statuses. With --sweep, reconciles the last --hours instead (see docs/replies.md).
     """
     use_engine = prefect_server_configured() if engine is None else engine
+    if hours is not None and not sweep:
+        fail("--hours goes with --sweep", as_json=json_out)
+    if sweep:
+        _sweep(use_engine, 2.0 if hours is None else hours, json_out)
+        return
     if use_engine:
         from flows.poll_replies import PollFailed, poll_replies
 
@@ -80,6 +97,49 @@ def _human_poll(d: dict[str, Any]) -> str:
         f"  delivery statuses updated: {d['statuses_updated']} "
         f"({d.get('numbers_disabled', 0)} numbers disabled)",
     ]
+    for error in d.get("errors", []):
+        lines.append(f"  error: {error}")
+    return "\n".join(lines)
+
+
+def _sweep(use_engine: bool, hours: float, json_out: bool) -> None:
+    if use_engine:
+        from flows.reconcile_replies import SweepFailed, reconcile_replies
+
+        try:
+            result = reconcile_replies(hours=hours)
+        except SweepFailed as exc:
+            fail(str(exc), as_json=json_out, code=2)
+    else:
+        from flows.reconcile_replies import run_sweep
+
+        result = run_sweep(settings(), hours=hours)
+    emit(result, as_json=json_out, human=_human_sweep)
+    if result.get("errors"):
+        raise typer.Exit(2)
+
+
+def _human_sweep(d: dict[str, Any]) -> str:
+    if d.get("skipped"):
+        return f"sweep skipped: {d['skipped']}"
+    lines = [
+        f"swept the last {d['hours']:g} h: listed {d['scanned']} messages, {d['inbound']} "
+        f"inbound ({d['already_stored']} already stored, {d['new']} stored now)",
+        f"  late (missed by the polls): {d['late_found']}"
+        + (
+            f", largest lag {d['max_lag_s']} s, median {d['median_lag_s']} s"
+            if d["late_found"]
+            else ""
+        ),
+    ]
+    if d.get("lag_buckets"):
+        lines.append(
+            "  lags: " + ", ".join(f"{label}: {n}" for label, n in d["lag_buckets"].items())
+        )
+    lines.append(
+        f"  staff emails sent: {d['notifications_sent']} "
+        f"({d.get('replies_notified', 0)} replies; {d.get('pending', 0)} still waiting)"
+    )
     for error in d.get("errors", []):
         lines.append(f"  error: {error}")
     return "\n".join(lines)

@@ -120,6 +120,7 @@ def deployments(timezone: str) -> list[Any]:
     from flows.data_quality import data_quality
     from flows.dispatch_due import dispatch_due
     from flows.poll_replies import poll_replies
+    from flows.reconcile_replies import reconcile_replies
     from flows.send_campaign import campaign_worker, send_campaign
     from flows.sis_sync import sis_sync
 
@@ -142,6 +143,14 @@ def deployments(timezone: str) -> list[Any]:
         campaign_worker.to_deployment(name="campaign-worker"),
         dispatch_due.to_deployment(name="dispatch-due", schedule=Interval(300)),
         poll_replies.to_deployment(name="poll-replies", schedule=Interval(60)),
+        reconcile_replies.to_deployment(
+            name="reconcile-replies",
+            schedules=[
+                Cron("0,30 * * * *", timezone=timezone, parameters={"hours": 2}),
+                Cron("15 3 * * *", timezone=timezone, parameters={"hours": 48}),
+            ],
+            enforce_parameter_schema=True,
+        ),
     ]
 
 

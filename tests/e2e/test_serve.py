@@ -49,6 +49,7 @@ SERVED = [
     "campaign-worker/campaign-worker",
     "dispatch-due/dispatch-due",
     "poll-replies/poll-replies",
+    "reconcile-replies/reconcile-replies",
 ]
 
 

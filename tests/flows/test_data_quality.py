@@ -1022,6 +1022,7 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
         "campaign-worker",
         "dispatch-due",
         "poll-replies",
+        "reconcile-replies",
     }
     for deployment in deployments.values():
         path = deployment["entrypoint"].partition(":")[0]
@@ -1032,6 +1033,9 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
     ]
     assert deployments["dispatch-due"]["schedules"] == [{"interval": 300}]
     assert deployments["poll-replies"]["schedules"] == [{"interval": 60}]
+    assert [
+        (s.get("cron"), s["parameters"]) for s in deployments["reconcile-replies"]["schedules"]
+    ] == [("0,30 * * * *", {"hours": 2}), ("15 3 * * *", {"hours": 48})]
     assert deployments["send-campaign"]["enforce_parameter_schema"] is True
     trigger = server_trigger(
         DeploymentEventTrigger.model_validate(deployments["data-quality"]["triggers"][0])
