@@ -20,6 +20,7 @@ from models.messaging import (
 from models.people import Person, PhoneNumber
 from models.roles import DynamicRole, RoleGrant
 from models.sync import QuarantinedRow, SyncRun
+from models.webhooks import WebhookDelivery
 
 __all__ = [
     "Campaign",
@@ -40,4 +41,5 @@ __all__ = [
     "SenderNumber",
     "SmsConfigRow",
     "SyncRun",
+    "WebhookDelivery",
 ]

@@ -46,6 +46,17 @@ def sms_awaiting_status(*, session: Session, since: datetime, limit: int) -> lis
     return [SentSms(*r) for r in rows]
 
 
+def sms_by_sid(*, session: Session, sid: str) -> SentSms | None:
+    """The outbound SMS Twilio knows as ``sid``, whatever its status (None: not ours, or
+    its send not recorded yet)."""
+    row = session.execute(
+        select(
+            message_t.c.id, message_t.c.provider_sid, message_t.c.to_addr, message_t.c.from_addr
+        ).where(message_t.c.provider_sid == sid, message_t.c.channel == "sms")
+    ).first()
+    return SentSms(*row) if row is not None else None
+
+
 def record_delivery(*, session: Session, message_id: int, now: datetime, **changes: Any) -> bool:
     """A delivery status for an SMS still ``sent`` (forward only: a late status never moves
     a message back); with no ``status`` in ``changes`` it only marks the message checked."""
@@ -61,4 +72,4 @@ def record_delivery(*, session: Session, message_id: int, now: datetime, **chang
     )
 
 
-__all__ = ["SentSms", "record_delivery", "sms_awaiting_status"]
+__all__ = ["SentSms", "record_delivery", "sms_awaiting_status", "sms_by_sid"]

@@ -137,6 +137,27 @@ class Settings(BaseSettings):
         default_factory=list, description="Who gets data-quality alerts (JSON list)."
     )
 
+    # --- real-time replies (Twilio webhooks) ---------------------------------------------
+    webhook_public_url: str | None = Field(
+        default=None,
+        description="Public base URL Twilio calls for `nudge webhooks serve` "
+        "(https://texts.college.edu): signatures are checked against it plus the path. Set "
+        "for the senders too, texts ask Twilio for status callbacks at <url>/twilio/status.",
+    )
+    webhook_replay_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Twilio's retries of a signed webhook request are accepted (and change "
+        "nothing) for this many seconds after its first delivery; later it is a replay: 403.",
+    )
+    webhook_replay_memory_days: float = Field(
+        default=30.0,
+        ge=1,
+        description="How long the first sight of each signed webhook request is remembered "
+        "(to refuse replays); older records are pruned.",
+    )
+
     # --- reports ------------------------------------------------------------------------
     report_dir: Path = Field(default=Path("reports"), description="Data-quality reports.")
 

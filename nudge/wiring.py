@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the adapters are imported when first built: `nudge --help` 
     from adapters.sis.ethos_config import EthosConfig
     from adapters.twilio.config import TwilioConfig
     from adapters.twilio.gateway import TwilioSmsGateway
+    from adapters.twilio.webhooks import WebhookConfig
     from tasks.env import Env
 
 _engines: dict[str, Engine] = {}
@@ -66,9 +67,12 @@ atexit.register(dispose_engines)
 def twilio_config(settings: Settings) -> TwilioConfig:
     """The Twilio gateway's own config: ``NUDGE_TWILIO_ACCOUNT_SID``,
     ``NUDGE_TWILIO_AUTH_TOKEN``, ``NUDGE_TWILIO_BASE_URL``, ``NUDGE_TWILIO_MESSAGING_SERVICE_SID``,
-    ``NUDGE_TWILIO_COUNTRY``, ``NUDGE_TWILIO_TIMEOUT_S`` and ``NUDGE_TWILIO_MAX_RETRIES``.
-    (``NUDGE_TWILIO_AREA_CODE`` is the send path's: it asks for numbers near it.)"""
+    ``NUDGE_TWILIO_COUNTRY``, ``NUDGE_TWILIO_TIMEOUT_S`` and ``NUDGE_TWILIO_MAX_RETRIES``;
+    with ``NUDGE_WEBHOOK_PUBLIC_URL`` set, texts ask for status callbacks at its
+    ``/twilio/status``. (``NUDGE_TWILIO_AREA_CODE`` is the send path's: it asks for numbers
+    near it.)"""
     from adapters.twilio.config import TwilioConfig
+    from adapters.twilio.webhooks import status_callback_url
 
     return TwilioConfig(
         account_sid=settings.twilio_account_sid,
@@ -78,6 +82,29 @@ def twilio_config(settings: Settings) -> TwilioConfig:
         country=settings.twilio_country,
         timeout_s=settings.twilio_timeout_s,
         max_retries=settings.twilio_max_retries,
+        status_callback=status_callback_url(settings.webhook_public_url),
+    )
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    """The webhook receiver's own config: ``NUDGE_WEBHOOK_PUBLIC_URL`` (required: the URL
+    Twilio signs), ``NUDGE_TWILIO_ACCOUNT_SID``, ``NUDGE_TWILIO_AUTH_TOKEN``,
+    ``NUDGE_WEBHOOK_REPLAY_WINDOW_S`` and ``NUDGE_WEBHOOK_REPLAY_MEMORY_DAYS``.
+
+    Raises ``ValueError`` naming the setting when the public URL is missing or malformed."""
+    from adapters.twilio.webhooks import WebhookConfig
+
+    if not settings.webhook_public_url:
+        raise ValueError(
+            "NUDGE_WEBHOOK_PUBLIC_URL is not set: the public https URL Twilio calls "
+            "(e.g. https://texts.college.edu), which every signature covers"
+        )
+    return WebhookConfig(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        public_url=settings.webhook_public_url,
+        replay_window_s=settings.webhook_replay_window_s,
+        replay_memory_s=settings.webhook_replay_memory_days * 86_400,
     )
 
 

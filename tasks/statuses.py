@@ -7,7 +7,9 @@ poll) and records the final ones. A failure's error class (decided once, in
 (30005, 30006, 21614, ...) and its owners' SMS numbers re-chosen; 21610 means the recipient
 opted out (in the configured opt-out scope, :func:`domain.consent.opt_out_scope`); an
 expired message (30036) is counted, never resent by itself; configuration errors are
-logged for an admin. Numbers never reach logs: counts and error codes only.
+logged for an admin. :func:`apply_status` is where one status is applied, forward only:
+the webhook receiver's status callbacks (``tasks/webhooks.py``) go through it too. Numbers
+never reach logs: counts and error codes only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -23,12 +26,13 @@ from sqlmodel import Session
 
 from adapters.twilio.errors import ErrorClass
 from adapters.twilio.types import ProviderMessage
+from domain.config import SmsConfig
 from domain.consent import opt_out_scope
 from domain.routing import ConsentSource, ConsentState
 from models.campaigns import disable_number
 from models.config import load_config
 from models.consent import set_consent
-from models.delivery import record_delivery, sms_awaiting_status
+from models.delivery import SentSms, record_delivery, sms_awaiting_status
 from models.people_sync import refresh_sms_number
 from tasks.env import Env
 from tasks.poll_options import ACTOR, PollOptions
@@ -66,6 +70,73 @@ async def _fetch_statuses(env: Env, sids: Sequence[str]) -> list[ProviderMessage
         await gateway.aclose()
 
 
+def final_status(provider_status: str) -> str | None:
+    """The outbox status a Twilio message status ends a text in (None: not final yet)."""
+    return _FINAL.get(provider_status)
+
+
+def apply_status(
+    s: Session,
+    *,
+    config: SmsConfig,
+    sms: SentSms,
+    provider: ProviderMessage,
+    now: datetime,
+    report: StatusReport,
+    disabled: set[str],
+) -> bool:
+    """Record the status Twilio reports for one text, forward only
+    (:func:`models.delivery.record_delivery`), and apply what a failure teaches: a number
+    that cannot take SMS is disabled (once per call: ``disabled`` collects them), 21610
+    opts the recipient out in the configured scope. Returns whether the text moved; a
+    status that is not final, or that comes after the text already moved (a late ``sent``
+    after ``delivered``, a second callback), changes nothing and teaches nothing.
+
+    The one place a delivery status is applied: the poll's refresh and the webhook
+    receiver's status callback both call it."""
+    status = final_status(provider.status)
+    if status is None:
+        return False
+    values: dict[str, Any] = {"status": status}
+    if status == "delivered":
+        values["delivered_at"] = provider.date_updated or now
+    else:
+        values["error_code"] = provider.error_code
+        values["error_message"] = f"delivery {status}: error {provider.error_code}"
+    if not record_delivery(session=s, message_id=sms.id, now=now, **values):
+        return False
+    setattr(report, status, getattr(report, status) + 1)
+    report.statuses_updated += 1
+    if status == "delivered" or not sms.to_addr:
+        return True
+    error = provider.error_class
+    if error is ErrorClass.NOT_SMS_CAPABLE and sms.to_addr not in disabled:
+        disabled.add(sms.to_addr)
+        for person_id in disable_number(session=s, e164=sms.to_addr, code=provider.error_code):
+            refresh_sms_number(session=s, person_id=person_id, config=config)
+    elif error is ErrorClass.OPTED_OUT:
+        scope = opt_out_scope(config.opt_out_scope, sms.from_addr)
+        set_consent(
+            session=s,
+            e164=sms.to_addr,
+            status=ConsentState.OPTED_OUT.value,
+            source=ConsentSource.CARRIER_21610.value,
+            sender_e164=scope,
+            reason=f"delivery failed with {provider.error_code}",
+            actor=ACTOR,
+            at=now,
+        )
+        report.carrier_opt_outs += 1
+    elif error is ErrorClass.EXPIRED:
+        # It waited in Twilio's queue past its validity (the recipient's window closed):
+        # it was never sent, and is not resent by itself.
+        report.expired += 1
+    elif error is ErrorClass.FATAL:
+        code = str(provider.error_code)
+        report.fatal_codes[code] = report.fatal_codes.get(code, 0) + 1
+    return True
+
+
 @task(name="refresh-statuses", cache_policy=NO_CACHE)
 def refresh_statuses(env: Env, options: PollOptions) -> StatusReport:
     """Update recent SMS still in ``sent`` from Twilio and apply what failures teach."""
@@ -85,48 +156,18 @@ def refresh_statuses(env: Env, options: PollOptions) -> StatusReport:
         config = load_config(session=s)
         for sms in waiting:
             provider = found.get(sms.provider_sid)
-            status = _FINAL.get(provider.status) if provider is not None else None
-            values: dict[str, Any] = {"updated_at": now}  # checked: rotate to the back
-            if provider is not None and status is not None:
-                values["status"] = status
-                if status == "delivered":
-                    values["delivered_at"] = provider.date_updated or now
-                else:
-                    values["error_code"] = provider.error_code
-                    values["error_message"] = f"delivery {status}: error {provider.error_code}"
-                setattr(report, status, getattr(report, status) + 1)
-                report.statuses_updated += 1
-            values.pop("updated_at")
-            record_delivery(session=s, message_id=sms.id, now=now, **values)
-            if provider is None or status in (None, "delivered") or not sms.to_addr:
-                continue
-            error = provider.error_class
-            if error is ErrorClass.NOT_SMS_CAPABLE and sms.to_addr not in disabled:
-                disabled.add(sms.to_addr)
-                for person_id in disable_number(
-                    session=s, e164=sms.to_addr, code=provider.error_code
-                ):
-                    refresh_sms_number(session=s, person_id=person_id, config=config)
-            elif error is ErrorClass.OPTED_OUT:
-                scope = opt_out_scope(config.opt_out_scope, sms.from_addr)
-                set_consent(
-                    session=s,
-                    e164=sms.to_addr,
-                    status=ConsentState.OPTED_OUT.value,
-                    source=ConsentSource.CARRIER_21610.value,
-                    sender_e164=scope,
-                    reason=f"delivery failed with {provider.error_code}",
-                    actor=ACTOR,
-                    at=now,
-                )
-                report.carrier_opt_outs += 1
-            elif error is ErrorClass.EXPIRED:
-                # It waited in Twilio's queue past its validity (the recipient's window
-                # closed): it was never sent, and is not resent by itself.
-                report.expired += 1
-            elif error is ErrorClass.FATAL:
-                code = str(provider.error_code)
-                report.fatal_codes[code] = report.fatal_codes.get(code, 0) + 1
+            moved = provider is not None and apply_status(
+                s,
+                config=config,
+                sms=sms,
+                provider=provider,
+                now=now,
+                report=report,
+                disabled=disabled,
+            )
+            if not moved:
+                # Checked: rotate it to the back of the queue.
+                record_delivery(session=s, message_id=sms.id, now=now)
         s.commit()
     report.numbers_disabled = len(disabled)
     report.seconds = clock.lap()
@@ -145,4 +186,4 @@ def refresh_statuses(env: Env, options: PollOptions) -> StatusReport:
     return report
 
 
-__all__ = ["StatusReport", "refresh_statuses"]
+__all__ = ["StatusReport", "apply_status", "final_status", "refresh_statuses"]

@@ -18,7 +18,9 @@ class TwilioConfig:
     means real Twilio. ``messaging_service_sid`` is the service a send without a sender
     goes through and that new numbers join (none if unset); ``country`` is where numbers
     are bought when the caller names none. ``timeout_s`` bounds every HTTP call and
-    ``max_retries`` the retries of retriable failures.
+    ``max_retries`` the retries of retriable failures. ``status_callback``, when set, is the
+    URL every text asks Twilio to report its delivery statuses to (the webhook receiver's
+    ``/twilio/status``); unset, statuses are only fetched by the poll.
     """
 
     account_sid: str
@@ -28,6 +30,7 @@ class TwilioConfig:
     country: str = "US"
     timeout_s: float = 10.0
     max_retries: int = 5
+    status_callback: str | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:

@@ -22,6 +22,7 @@ from nudge.cli import (
     send_cmds,
     serve_cmds,
     sync_cmds,
+    webhooks_cmds,
 )
 from nudge.cli.common import group
 
@@ -67,6 +68,7 @@ phones_cmds.register(app)
 admin_cmds.register(app)
 outbox_cmds.register(app)
 serve_cmds.register(app)
+webhooks_cmds.register(app)
 _register_sandbox()
 app.add_typer(sandbox_app, name="sandbox")
 
