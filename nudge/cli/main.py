@@ -7,6 +7,8 @@ import only typer; Prefect, SQLModel and Great Expectations load inside the comm
 from __future__ import annotations
 
 import logging
+import re
+import sys
 
 import typer
 
@@ -74,5 +76,29 @@ app.add_typer(sandbox_app, name="sandbox")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A database without nudge's tables (``nudge init`` never
+    ran, or an older schema) is one clear line and exit 2, not a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        hint = missing_schema(exc)
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+_MISSING_TABLE = re.compile(r'no such table: (\w+)|relation "(\w+)" does not exist')
+
+
+def missing_schema(exc: BaseException) -> str | None:
+    """What to tell the user when ``exc`` says a table of nudge's schema is missing."""
+    found = _MISSING_TABLE.search(str(exc))
+    if found is None:
+        return None
+    table = found.group(1) or found.group(2)
+    return (
+        f"the database at NUDGE_DATABASE_URL has no table {table!r}: nudge's schema is not "
+        "there yet or is older than this version. Run `nudge init` (creates or upgrades it; "
+        "nothing is lost)."
+    )
