@@ -110,18 +110,7 @@ def _poll(
             # Another poll took over (this one outlived the lease): it sends the emails.
             result["errors"].append("lease lost to another poll; emails left to it")
             return result
-        try:
-            notified = step(notify.notify_staff)(env, options)
-            seconds["notify"] = notified.seconds
-            result |= as_dict(notified)
-        except Exception as exc:
-            result["errors"].append(failed_step("notify", exc))
-        try:
-            result["keyword_replies_sent"] = step(keyword_replies.send_keyword_replies)(
-                env, options
-            )
-        except Exception as exc:
-            result["errors"].append(failed_step("keyword replies", exc))
+        send_follow_ups(env, options, step, result, seconds)
         try:
             refreshed = step(statuses.refresh_statuses)(env, options)
             seconds["statuses"] = refreshed.seconds
@@ -148,6 +137,28 @@ def _poll(
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def send_follow_ups(
+    env: Env,
+    options: PollOptions,
+    step: Callable[[Any], Callable[..., Any]],
+    result: dict[str, Any],
+    seconds: dict[str, float],
+) -> None:
+    """Send what storing replies put in the outbox: the staff notifications, then nudge's
+    own keyword answers. Each step's figures go into ``result`` (a failure into its
+    ``errors``, and the other step still runs); the poll and the sweep both end with it."""
+    try:
+        notified = step(notify.notify_staff)(env, options)
+        seconds["notify"] = notified.seconds
+        result |= as_dict(notified)
+    except Exception as exc:
+        result["errors"].append(failed_step("notify", exc))
+    try:
+        result["keyword_replies_sent"] = step(keyword_replies.send_keyword_replies)(env, options)
+    except Exception as exc:
+        result["errors"].append(failed_step("keyword replies", exc))
 
 
 def failed_step(step: str, exc: Exception) -> str:

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.poll_replies import PollFailed, failed_step
+from flows.poll_replies import PollFailed, failed_step, send_follow_ups
 from nudge import wiring
 from nudge.settings import Settings
-from tasks import keyword_replies, notify, poll_lease, replies, sweep
+from tasks import poll_lease, replies, sweep
 from tasks.env import Env
 from tasks.poll_options import PollOptions
 from tasks.runtime import as_dict, run_logger, stepper
@@ -89,18 +89,7 @@ def run_sweep(
         if keeper.lost:
             result["errors"].append("lease lost to a poll; emails left to it")
         else:
-            try:
-                notified = step(notify.notify_staff)(env, options)
-                seconds["notify"] = notified.seconds
-                result |= as_dict(notified)
-            except Exception as exc:
-                result["errors"].append(failed_step("notify", exc))
-            try:
-                result["keyword_replies_sent"] = step(keyword_replies.send_keyword_replies)(
-                    env, options
-                )
-            except Exception as exc:
-                result["errors"].append(failed_step("keyword replies", exc))
+            send_follow_ups(env, options, step, result, seconds)
     finally:
         keeper.stop()
         poll_lease.drop_lease(env)
