@@ -17,6 +17,11 @@ from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
+#: PostgreSQL ends a session left idle inside a transaction for this long, releasing its row
+#: locks: a frozen worker (SIGSTOP, a VM paused, a debugger) cannot block the others forever.
+#: nudge's transactions are short (no network call inside one), so a minute is generous.
+DEFAULT_IDLE_TX_TIMEOUT_S = 60.0
+
 
 def normalize_url(url: str) -> str:
     """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
@@ -26,12 +31,17 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, idle_tx_timeout_s: float | None = DEFAULT_IDLE_TX_TIMEOUT_S, **kwargs: Any
+) -> Engine:
     """Create an engine with the settings nudge relies on.
 
     SQLite gets WAL (readers do not block the writer), enforced foreign keys and a busy
     timeout, so a CLI command and a flow can share the file. PostgreSQL gets pre-ping so a
-    worker survives a database restart.
+    worker survives a database restart, and ``idle_in_transaction_session_timeout`` (from
+    ``idle_tx_timeout_s``; ``None`` leaves the server's default) so a paused process that
+    froze between two statements of a transaction loses its session and its row locks
+    instead of stalling every other worker.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
@@ -49,6 +59,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if idle_tx_timeout_s is not None:
+        ms = max(int(idle_tx_timeout_s * 1000), 1)
+        options = f"-c idle_in_transaction_session_timeout={ms}"
+        given = make_url(url).query.get("options")  # e.g. a search_path: keep it
+        if given:
+            options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
+        kwargs["connect_args"] = {"options": options, **kwargs.get("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

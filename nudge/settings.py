@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         default="sqlite:///./nudge.db",
         description="SQLAlchemy URL of nudge's own database (SQLite file or PostgreSQL).",
     )
+    db_idle_tx_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="PostgreSQL: end a session idle inside a transaction for this long, so a "
+        "frozen worker releases its row locks (nudge never waits on the network inside one).",
+    )
 
     # --- Twilio -------------------------------------------------------------------------
     twilio_account_sid: str = Field(default=SANDBOX_ACCOUNT_SID, description="Account SID.")

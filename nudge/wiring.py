@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from models.db import make_engine
+from models.db import DEFAULT_IDLE_TX_TIMEOUT_S, make_engine
 from nudge.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the adapters are imported when first built: `nudge --help` stays fast
@@ -28,22 +28,24 @@ if TYPE_CHECKING:  # the adapters are imported when first built: `nudge --help` 
     from adapters.twilio.webhooks import WebhookConfig
     from tasks.env import Env
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, float | None], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, idle_tx_timeout_s: float | None = DEFAULT_IDLE_TX_TIMEOUT_S) -> Engine:
     """The process-wide engine for ``url`` (built on first use)."""
+    key = (url, idle_tx_timeout_s)
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = make_engine(url)
+            engine = _engines[key] = make_engine(url, idle_tx_timeout_s=idle_tx_timeout_s)
         return engine
 
 
 def engine(settings: Settings | None = None) -> Engine:
     """The process-wide engine of nudge's own database (``NUDGE_DATABASE_URL``)."""
-    return engine_for((settings or get_settings()).database_url)
+    settings = settings or get_settings()
+    return engine_for(settings.database_url, settings.db_idle_tx_timeout_s)
 
 
 def dispose_engines() -> None:

@@ -282,6 +282,9 @@ def test_a_worker_paused_past_the_stale_time_sends_no_duplicate(
         NUDGE_HEARTBEAT_S="0.2",
         NUDGE_SEND_DEADLINE_S="1",
         NUDGE_TWILIO_TIMEOUT_S="1",
+        # Paused between two statements of a transaction, it would hold its row locks until
+        # PostgreSQL ends its idle session: after 2 s here (a minute by default).
+        NUDGE_DB_IDLE_TX_TIMEOUT_S="2",
     )
     with spawned("work", "--campaign", str(campaign_id), env=env) as paused:
         wait_for("the first texts", lambda: sum(texts_per_number(emulator, body).values()) >= 5)
@@ -290,7 +293,14 @@ def test_a_worker_paused_past_the_stale_time_sends_no_duplicate(
         os.kill(paused.pid, signal.SIGSTOP)
         # Another worker notices the silence, takes the chunk over, settles what the paused
         # one left in flight (after the in-flight bound) and finishes the campaign.
-        taken = work(live, campaign_id=campaign_id, env=make_env(settings=live), poll_s=0.2)
+        give_up = time.monotonic() + 120
+        taken = work(
+            live,
+            campaign_id=campaign_id,
+            env=make_env(settings=live),
+            poll_s=0.2,
+            should_stop=lambda: time.monotonic() > give_up,
+        )
         # 1 or 2 of the 2 chunks: whether the paused worker was on its first or second chunk
         # when it was stopped is timing, not something this test sets.
         assert taken.chunks >= 1
