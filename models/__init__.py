@@ -4,8 +4,10 @@ Importing this package registers every table on ``SQLModel.metadata`` (Alembic a
 rely on that).
 """
 
+from models.away import StaffAway
 from models.config import SmsConfigRow
 from models.consent import Consent, ConsentEvent
+from models.mailbox import MailReceipt
 from models.messaging import (
     Campaign,
     InboundMessage,
@@ -28,6 +30,7 @@ __all__ = [
     "ConsentEvent",
     "DynamicRole",
     "InboundMessage",
+    "MailReceipt",
     "Message",
     "PaceSlot",
     "Person",
@@ -40,6 +43,7 @@ __all__ = [
     "SendChunk",
     "SenderNumber",
     "SmsConfigRow",
+    "StaffAway",
     "SyncRun",
     "WebhookDelivery",
 ]

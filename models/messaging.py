@@ -123,6 +123,7 @@ class Message(SQLModel, table=True):
         Index("ix_message_loose", "kind", "status"),
         Index("ix_message_status", "status", "channel"),
         Index("ix_message_conversation", "from_addr", "to_addr"),
+        Index("ix_message_person", "person_id", "kind"),  # a student's thread
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -188,6 +189,15 @@ class InboundMessage(SQLModel, table=True):
     in_reply_to_id: int | None = Field(default=None, foreign_key="message.id")
     keyword: str = Field(default="none", max_length=8, description="stop|start|help|none")
     flagged_phrase: str | None = Field(default=None, max_length=200)
+    channel: str = Field(
+        default="sms",
+        max_length=8,
+        sa_column_kwargs={"server_default": "sms"},
+        description="sms | email (a student's answer to a fallback email, by mail)",
+    )
+    from_email: str | None = Field(
+        default=None, max_length=320, description="The student's address (email channel)."
+    )
     handled: bool = Field(default=False)
     notified: bool = Field(default=False)
     read_at: datetime | None = _ts()

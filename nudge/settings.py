@@ -143,6 +143,40 @@ class Settings(BaseSettings):
         default_factory=list, description="Who gets data-quality alerts (JSON list)."
     )
 
+    # --- the reply mailbox (staff and students answer by email) --------------------------
+    reply_address: str | None = Field(
+        default=None,
+        description="The college's reply mailbox (texts@college.edu). Staff notifications and "
+        "fallback emails carry Reply-To texts+<token>@college.edu (plus-addressing); unset, "
+        "they carry no Reply-To and `poll-mail` has nothing to read.",
+    )
+    reply_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the reply tokens' HMAC; unset, a random key kept in nudge's "
+        "database is used (set it to the same value on every host that sends emails).",
+    )
+    imap_host: str | None = Field(default=None, description="IMAP host of the reply mailbox.")
+    imap_port: int = Field(default=993, description="IMAP port (993 with SSL, 143 without).")
+    imap_ssl: bool = Field(default=True, description="IMAP over TLS (port 993).")
+    imap_username: str | None = Field(default=None, description="IMAP login.")
+    imap_password: SecretStr | None = Field(
+        default=None, description="IMAP password, app password, or OAuth2 access token."
+    )
+    imap_oauth2: bool = Field(
+        default=False,
+        description="Log in with XOAUTH2 (NUDGE_IMAP_PASSWORD holds the access token): "
+        "Microsoft 365 and Google Workspace without app passwords.",
+    )
+    imap_folder: str = Field(default="INBOX", description="Folder the replies arrive in.")
+    imap_handled_folder: str = Field(
+        default="nudge-handled", description="Where handled mails are moved (created if absent)."
+    )
+    imap_review_folder: str = Field(
+        default="nudge-review",
+        description="Where refused mails (forged sender, bad token) are moved for review.",
+    )
+    imap_timeout_s: float = Field(default=30.0, gt=0, description="IMAP socket timeout.")
+
     # --- real-time replies (Twilio webhooks) ---------------------------------------------
     webhook_public_url: str | None = Field(
         default=None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from domain.outbox import in_flight_bound
@@ -44,6 +45,10 @@ class TaskSettings(Protocol):
     def heartbeat_s(self) -> float: ...
     @property
     def mail_from(self) -> str: ...
+    @property
+    def reply_address(self) -> str | None: ...
+    @property
+    def reply_secret(self) -> SecretStr | None: ...
     @property
     def send_concurrency(self) -> int: ...
     @property

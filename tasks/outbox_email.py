@@ -24,6 +24,7 @@ from adapters.mail.protocol import Email, MailResult
 from domain.outbox import Status
 from models.outbox import Fence, OutRow, mark_sending, mark_unknown, settle, unmark
 from tasks.env import Env
+from tasks.reply_to import reply_addresses
 
 log = logging.getLogger("nudge.outbox")
 
@@ -47,14 +48,15 @@ class EmailReport:
     last_error: str | None = None
 
 
-def email_of(row: OutRow) -> Email:
-    """The email an outbox row describes (its Message-ID comes from the row's key)."""
+def email_of(row: OutRow, reply_to: str | None = None) -> Email:
+    """The email an outbox row describes (its Message-ID comes from the row's key), with
+    ``reply_to`` (the conversation's reply address, ``tasks/reply_to.py``) when given."""
     extra = row.extra or {}
     return Email(
         to=row.to_addr or "",
         subject=row.subject or "",
         body=row.body,
-        reply_to=extra.get("reply_to"),
+        reply_to=reply_to or extra.get("reply_to"),
         key=row.key,
     )
 
@@ -96,11 +98,12 @@ def send_emails(
         return report
     outage = 0
     queue = iter(rows)
+    reply_to = reply_addresses(env, rows)
     with env.mailer.open() as mail, Session(env.engine) as s:
         current = _mark_next(s, queue, token=token, fence=fence, env=env, report=report)
         s.commit()
         while current is not None:
-            result = mail.send(email_of(current))
+            result = mail.send(email_of(current, reply_to.get(current.id)))
             now = env.now()
             if result.error is not None:
                 report.last_error = str(result.error)
