@@ -32,6 +32,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "audience": ("bench_audience.py", [], ["--students", "20000"]),
     "poll": ("bench_poll.py", [], []),
     "sweep": ("bench_sweep.py", [], ["--messages", "10000", "--late", "50"]),
+    "mailbox": ("bench_mailbox.py", [], ["--mails", "200"]),
     "report": ("bench_report.py", [], []),
     "scale": ("bench_scale.py", [], ["--messages", "5000"]),
 }

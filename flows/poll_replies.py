@@ -16,18 +16,21 @@ apply), allowed regardless of role inside an existing conversation (the rules ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow
+from sqlmodel import Session
 
 from adapters.twilio.errors import GatewayError
+from models.away import away_answers_due
 from nudge import wiring
 from nudge.settings import Settings
 from tasks import keyword_replies, notify, poll_lease, replies, reply, statuses
 from tasks.env import Env
 from tasks.poll_options import PollOptions
-from tasks.runtime import as_dict, run_logger, stepper
+from tasks.runtime import Stopwatch, as_dict, run_logger, stepper
 
 #: Keys ``nudge poll --json`` always prints.
 POLL_KEYS = (
@@ -147,8 +150,10 @@ def send_follow_ups(
     seconds: dict[str, float],
 ) -> None:
     """Send what storing replies put in the outbox: the staff notifications, then nudge's
-    own keyword answers. Each step's figures go into ``result`` (a failure into its
-    ``errors``, and the other step still runs); the poll and the sweep both end with it."""
+    own keyword answers, then the away messages of staff who are away
+    (:func:`send_away_answers`, figures ``away_*``). Each step's figures go into ``result``
+    (a failure into its ``errors``, and the other steps still run); the poll and the sweep
+    both end with it."""
     try:
         notified = step(notify.notify_staff)(env, options)
         seconds["notify"] = notified.seconds
@@ -159,6 +164,109 @@ def send_follow_ups(
         result["keyword_replies_sent"] = step(keyword_replies.send_keyword_replies)(env, options)
     except Exception as exc:
         result["errors"].append(failed_step("keyword replies", exc))
+    result.setdefault("away_sent", 0)
+    try:
+        away = send_away_answers(env)
+        seconds["away"] = away.seconds
+        result |= away.figures()
+        result["errors"].extend(away.errors)
+    except Exception as exc:
+        result["errors"].append(failed_step("away answers", exc))
+
+
+#: How far back the away step reads students' texts: an answer owed longer than this (the
+#: poll failing for a week) is no longer worth sending.
+AWAY_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(slots=True)
+class AwayReport:
+    """What the away step did: answers planned (one reply campaign each), how they went
+    (texted now, deferred by quiet hours, by email instead), and the ones that failed."""
+
+    answers: int = 0
+    sms_sent: int = 0
+    deferred: int = 0
+    emailed: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def figures(self) -> dict[str, int]:
+        """The poll result's ``away_*`` keys (``away_sent``: texted now)."""
+        return {
+            "away_answers": self.answers,
+            "away_sent": self.sms_sent,
+            "away_deferred": self.deferred,
+            "away_emailed": self.emailed,
+        }
+
+
+def send_away_answers(
+    env: Env, *, settings: Settings | None = None, lookback: timedelta = AWAY_LOOKBACK
+) -> AwayReport:
+    """Answer the students who texted a staff member who is away (``nudge away``): each
+    gets the away message once per absence, as a reply campaign from the staff member's
+    number (opt-out, the monthly quota and quiet hours apply; the text is sent as written;
+    the replies stay unread for the staff member).
+
+    Crash-safe without state of its own: what is owed is read from the stored texts
+    (:func:`models.away.away_answers_due`), and each answer's request key is
+    :func:`models.away.away_request_key`, so a step that dies half-way answers the rest
+    next time and never anyone twice. An answer planned but not sent (the step died
+    between) is in the outbox: ``dispatch-due`` sends it. One failing answer does not stop
+    the others (each is an error line). ``settings`` default to the env's.
+    """
+    from flows.send_campaign import run_campaign
+
+    watch = Stopwatch()
+    report = AwayReport()
+    now = env.now()
+    with Session(env.engine) as s:
+        due = away_answers_due(session=s, now=now, since=now - lookback)
+    if not due:
+        report.seconds = watch.lap()
+        return report
+    conf = settings or _settings_of(env)
+    for answer in due:
+        try:
+            sent = run_campaign(
+                reply.reply_request(
+                    sender_id=answer.staff_sis_id,
+                    student_id=answer.student_sis_id,
+                    message=answer.message,
+                ),
+                settings=conf,
+                env=env,
+                kind="reply",
+                is_reply=True,
+                request_key=answer.request_key,
+                created_by="away",
+            )
+        except Exception as exc:
+            report.errors.append(
+                failed_step(f"away answer to {answer.student_sis_id} ({answer.request_key})", exc)
+            )
+            continue
+        report.answers += 1
+        report.errors.extend(
+            f"away answer to {answer.student_sis_id}: {error}" for error in sent.get("errors", [])
+        )
+        report.sms_sent += int(sent.get("sent_now", {}).get("sms", 0))
+        report.deferred += int(sent.get("status") == "waiting")
+        report.emailed += int(sent.get("email", 0))
+        if sent.get("status") == "refused":
+            run_logger().warning(
+                "away answer %s refused: %s", answer.request_key, sent.get("refused_reason")
+            )
+    report.seconds = watch.lap()
+    return report
+
+
+def _settings_of(env: Env) -> Settings:
+    """The shell's settings an env was built with (``nudge.wiring.env`` always passes them)."""
+    if not isinstance(env.settings, Settings):
+        raise TypeError("the away answers need the env's settings to be nudge's Settings")
+    return env.settings
 
 
 def failed_step(step: str, exc: Exception) -> str:
@@ -189,8 +297,10 @@ def run_reply(
     engine: bool = False,
     env: Env | None = None,
     created_by: str | None = None,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
-    """Text one student as a staff member: ``nudge reply``.
+    """Text one student as a staff member: ``nudge reply``, and a staff member's answer by
+    email (``request_key`` names the mail, so it is planned once however often it is read).
 
     Inside an existing conversation (the staff member's number texted the student, or the
     student texted it) any staff member may reply; otherwise the normal permission check
@@ -211,8 +321,19 @@ def run_reply(
         kind="reply",
         is_reply=to.exists,
         created_by=created_by,
+        request_key=request_key,
     )
     return reply.mark_replied(env.engine, to, result)
 
 
-__all__ = ["POLL_KEYS", "PollFailed", "failed_step", "poll_replies", "run_poll", "run_reply"]
+__all__ = [
+    "AWAY_LOOKBACK",
+    "POLL_KEYS",
+    "AwayReport",
+    "PollFailed",
+    "failed_step",
+    "poll_replies",
+    "run_poll",
+    "run_reply",
+    "send_away_answers",
+]

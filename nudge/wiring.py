@@ -19,6 +19,7 @@ from models.db import DEFAULT_IDLE_TX_TIMEOUT_S, make_engine
 from nudge.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the adapters are imported when first built: `nudge --help` stays fast
+    from adapters.mail.imap import ImapConfig, Mailbox
     from adapters.mail.protocol import Mailer
     from adapters.mail.smtp import SmtpConfig
     from adapters.sis.base import SisSource
@@ -144,6 +145,52 @@ def mailer(settings: Settings) -> Mailer:
     if settings.smtp_host:
         return SmtpMailer(smtp_config(settings))
     return OutboxMailer(settings.outbox_dir, settings.mail_from)
+
+
+def imap_config(settings: Settings) -> ImapConfig:
+    """The reply mailbox's own config: ``NUDGE_IMAP_HOST`` (required), ``NUDGE_IMAP_PORT``,
+    ``NUDGE_IMAP_SSL``, ``NUDGE_IMAP_USERNAME``, ``NUDGE_IMAP_PASSWORD``,
+    ``NUDGE_IMAP_OAUTH2``, ``NUDGE_IMAP_FOLDER``, ``NUDGE_IMAP_HANDLED_FOLDER``,
+    ``NUDGE_IMAP_REVIEW_FOLDER`` and ``NUDGE_IMAP_TIMEOUT_S``.
+
+    Raises ``ValueError`` naming the setting when the mailbox or the reply address is not
+    configured."""
+    from adapters.mail.imap import ImapConfig
+
+    missing = [
+        name
+        for name, value in (
+            ("NUDGE_REPLY_ADDRESS", settings.reply_address),
+            ("NUDGE_IMAP_HOST", settings.imap_host),
+            ("NUDGE_IMAP_USERNAME", settings.imap_username),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(
+            f"the reply mailbox is not configured: set {', '.join(missing)} "
+            "(README, 'Answering by email')"
+        )
+    return ImapConfig(
+        host=settings.imap_host or "",
+        port=settings.imap_port,
+        ssl=settings.imap_ssl,
+        username=settings.imap_username or "",
+        password=settings.imap_password.get_secret_value() if settings.imap_password else "",
+        oauth2=settings.imap_oauth2,
+        folder=settings.imap_folder,
+        handled_folder=settings.imap_handled_folder,
+        review_folder=settings.imap_review_folder,
+        timeout_s=settings.imap_timeout_s,
+    )
+
+
+def mailbox(settings: Settings) -> Mailbox:
+    """The reply mailbox over IMAP, configured by :func:`imap_config` (not yet open: use it
+    as a context manager)."""
+    from adapters.mail.imap import Mailbox
+
+    return Mailbox(imap_config(settings))
 
 
 def ethos_config(settings: Settings) -> EthosConfig:

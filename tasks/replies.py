@@ -258,7 +258,10 @@ def store_inbound(
                 answers.append(keyword_reply_row(row, inserted[sid], keyword, config, now))
         tz = ZoneInfo(config.timezone)
         notices = notification_rows(
-            replies_to_notify(session=s, inbound_ids=list(inserted.values())), tz, now
+            replies_to_notify(session=s, inbound_ids=list(inserted.values())),
+            tz,
+            now,
+            reply_by_email=bool(env.settings.reply_address),
         )
         report.notifications_queued = enqueue(session=s, rows=notices)
         report.keyword_replies_queued = enqueue(session=s, rows=answers)

@@ -108,8 +108,10 @@ def _configured_api_url() -> str | None:
     return get_current_settings().api.url or None
 
 
-def deployments(timezone: str) -> list[Any]:
-    """Every deployment of nudge with its schedule, for ``serve`` (prefect.yaml has the same).
+def deployments(timezone: str, *, mailbox: bool = False) -> list[Any]:
+    """Every deployment of nudge with its schedule, for ``serve`` (prefect.yaml has the same);
+    ``poll-mailbox`` only with ``mailbox`` (the reply mailbox is configured): unconfigured,
+    its runs would fail every minute.
 
     The names are those of prefect.yaml on purpose: one server runs nudge one way, served or
     on the work pool (see :func:`deploy_conflicts`).
@@ -132,7 +134,7 @@ def deployments(timezone: str) -> list[Any]:
         match={"prefect.resource.id": "prefect.flow-run.*"},
         match_related={"prefect.resource.role": "flow", "prefect.resource.name": "sis-sync"},
     )
-    return [
+    served = [
         sis_sync.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),
         data_quality.to_deployment(
             name="data-quality",
@@ -152,6 +154,11 @@ def deployments(timezone: str) -> list[Any]:
             enforce_parameter_schema=True,
         ),
     ]
+    if mailbox:
+        from flows.poll_mailbox import poll_mailbox
+
+        served.append(poll_mailbox.to_deployment(name="poll-mailbox", schedule=Interval(60)))
+    return served
 
 
 def deploy_conflicts(served: list[Any]) -> dict[str, list[str]]:
@@ -270,7 +277,7 @@ def serve(
 
         with session() as s:
             timezone = load_config(session=s).timezone
-        served = deployments(timezone)
+        served = deployments(timezone, mailbox=bool(conf.reply_address and conf.imap_host))
         try:
             conflicts = deploy_conflicts(served)
         except httpx.HTTPError as exc:

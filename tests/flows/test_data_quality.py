@@ -1022,6 +1022,7 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
         "campaign-worker",
         "dispatch-due",
         "poll-replies",
+        "poll-mailbox",
         "reconcile-replies",
     }
     for deployment in deployments.values():
@@ -1033,6 +1034,7 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
     ]
     assert deployments["dispatch-due"]["schedules"] == [{"interval": 300}]
     assert deployments["poll-replies"]["schedules"] == [{"interval": 60}]
+    assert deployments["poll-mailbox"]["schedules"] == [{"interval": 60, "active": False}]
     assert [
         (s.get("cron"), s["parameters"]) for s in deployments["reconcile-replies"]["schedules"]
     ] == [("0,30 * * * *", {"hours": 2}), ("15 3 * * *", {"hours": 48})]
