@@ -1,9 +1,11 @@
 """The inbox: conversations between staff members and students, as staff read them.
 
 A conversation is (staff member, student): the staff member's number texted the student,
-or the student texted it. ``nudge inbox`` lists them with their unread and flagged replies;
-``nudge reply`` checks one exists before a staff member who is not the original sender may
-answer, and marks the student's replies read.
+or the student texted it (or answered by email). ``nudge inbox`` lists them with their
+unread and flagged replies and marks them read; ``nudge reply`` checks one exists before a
+staff member who is not the original sender may answer, and marks the student's replies
+read. ``nudge inbox-link`` gives an unknown number's replies to the student it turns out to
+be (:func:`link_sender`), so they join that student's conversation.
 
 Keyword-only functions over the caller's session; they never commit.
 """
@@ -90,6 +92,57 @@ def mark_read(
     )
 
 
+def mark_read_from(*, session: Session, staff_person_id: int, from_e164: str, now: datetime) -> int:
+    """Mark the unread replies from this number (an unknown sender, usually) to this staff
+    member as read; returns how many."""
+    return int(
+        session.execute(
+            update(inbound_t)
+            .where(
+                inbound_t.c.staff_person_id == staff_person_id,
+                inbound_t.c.from_e164 == from_e164,
+                inbound_t.c.keyword == "none",
+                inbound_t.c.read_at.is_(None),
+            )
+            .values(read_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def mark_all_read(*, session: Session, staff_person_id: int, now: datetime) -> int:
+    """Mark every unread reply to this staff member as read (students and unknown numbers,
+    texts and emails); returns how many."""
+    return int(
+        session.execute(
+            update(inbound_t)
+            .where(
+                inbound_t.c.staff_person_id == staff_person_id,
+                inbound_t.c.keyword == "none",
+                inbound_t.c.read_at.is_(None),
+            )
+            .values(read_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def link_sender(*, session: Session, from_e164: str, student_person_id: int) -> int:
+    """Give the stored messages of an unknown number (texts no person was matched to,
+    keywords included) to this student, so they join the student's conversation; returns
+    how many. Messages already matched to someone are left alone, and so are the number's
+    future texts (add the number to the student for those: ``nudge phones override``)."""
+    return int(
+        session.execute(
+            update(inbound_t)
+            .where(
+                inbound_t.c.from_e164 == from_e164,
+                inbound_t.c.person_id.is_(None),
+                inbound_t.c.channel == "sms",
+            )
+            .values(person_id=student_person_id)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     """One conversation of the inbox: a student (or unknown number) and a staff member."""
@@ -104,6 +157,7 @@ class Conversation:
     flagged: int
     last_reply_at: datetime
     last_reply: str
+    last_channel: str = "sms"  # sms | email: how the last reply came
 
     def as_dict(self, masker: Any = None) -> dict[str, Any]:
         """JSON-ready, with the number passed through ``masker`` when given."""
@@ -121,6 +175,7 @@ class Conversation:
             "flagged": self.flagged,
             "last_reply_at": self.last_reply_at.isoformat(),
             "last_reply": self.last_reply,
+            "last_channel": self.last_channel,
         }
 
 
@@ -133,8 +188,8 @@ def inbox(
 ) -> list[Conversation]:
     """Conversations with replies (keywords aside), the most recent reply first.
 
-    A conversation is (staff member, student); replies from an unknown number form one
-    conversation per number.
+    A conversation is (staff member, student), texts and emails alike; replies from an
+    unknown number form one conversation per number.
     """
     unknown_key = case((inbound_t.c.person_id.is_(None), inbound_t.c.from_e164), else_="")
     unread = func.sum(case((inbound_t.c.read_at.is_(None), 1), else_=0))
@@ -166,7 +221,11 @@ def inbox(
         r.id: r
         for r in session.execute(
             select(
-                inbound_t.c.id, inbound_t.c.body, inbound_t.c.received_at, inbound_t.c.from_e164
+                inbound_t.c.id,
+                inbound_t.c.body,
+                inbound_t.c.received_at,
+                inbound_t.c.from_e164,
+                inbound_t.c.channel,
             ).where(inbound_t.c.id.in_(last_ids))
         )
     }
@@ -214,9 +273,18 @@ def inbox(
                 flagged=int(g.flagged or 0),
                 last_reply_at=latest.received_at,
                 last_reply=latest.body,
+                last_channel=latest.channel or "sms",
             )
         )
     return conversations
 
 
-__all__ = ["Conversation", "conversation_exists", "inbox", "mark_read"]
+__all__ = [
+    "Conversation",
+    "conversation_exists",
+    "inbox",
+    "link_sender",
+    "mark_all_read",
+    "mark_read",
+    "mark_read_from",
+]

@@ -24,6 +24,7 @@ from domain.outbox import Kind, Status
 from models.bulk import chunked
 from models.messaging import InboundMessage, Message
 from models.people import Person
+from models.threads import ThreadItem, threads_before
 
 inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
 message_t = Message.__table__  # type: ignore[attr-defined]
@@ -48,11 +49,25 @@ class PendingReply:
     student_name: str | None
     original_body: str | None
     original_sent_at: datetime | None
+    channel: str = "sms"  # sms | email (the student answered a fallback email by mail)
+    student_person_id: int | None = None
+    #: The last messages of the conversation (this staff member and student) before the
+    #: conversation's first new reply in the batch, oldest first; empty for unknown numbers.
+    history: tuple[ThreadItem, ...] = ()
 
 
-def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[PendingReply]:
+#: How many earlier messages a notification email quotes.
+HISTORY_SIZE = 3
+
+
+def replies_to_notify(
+    *, session: Session, inbound_ids: Sequence[int], history: int = HISTORY_SIZE
+) -> list[PendingReply]:
     """What the notification email of each of these replies shows (replies to a staff
-    member's number, keywords aside), oldest first."""
+    member's number or by email, keywords aside), oldest first.
+
+    Each reply from a known student carries the last ``history`` messages of its
+    conversation before the first of these replies in it (:func:`models.threads.thread`)."""
     if not inbound_ids:
         return []
     staff = aliased(person_t, name="staff")
@@ -78,6 +93,8 @@ def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[P
             student.c.last_name,
             original.c.body,
             original.c.sent_at,
+            inbound_t.c.channel,
+            inbound_t.c.person_id,
         )
         .select_from(
             inbound_t.join(staff, staff.c.id == inbound_t.c.staff_person_id)
@@ -91,6 +108,15 @@ def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[P
         )
         .order_by(inbound_t.c.received_at, inbound_t.c.id)
     ).all()
+    firsts: dict[tuple[int, int], datetime] = {}
+    for r in rows:  # oldest first: the first seen is the conversation's first new reply
+        if r.person_id is not None:
+            firsts.setdefault((int(r.person_id), int(r.staff_person_id)), r.received_at)
+    earlier = threads_before(
+        session=session,
+        conversations=[(st, sf, at) for (st, sf), at in firsts.items()],
+        limit=history,
+    )
     pending: list[PendingReply] = []
     for r in rows:
         (
@@ -112,6 +138,8 @@ def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[P
             st_last,
             o_body,
             o_sent,
+            channel,
+            student_id,
         ) = r
         pending.append(
             PendingReply(
@@ -129,6 +157,11 @@ def replies_to_notify(*, session: Session, inbound_ids: Sequence[int]) -> list[P
                 student_name=display_name(st_first, st_pref, st_last, st_sis) if st_sis else None,
                 original_body=o_body,
                 original_sent_at=o_sent,
+                channel=channel or "sms",
+                student_person_id=student_id,
+                history=tuple(earlier.get((student_id, staff_id), ()))
+                if student_id is not None
+                else (),
             )
         )
     return pending
@@ -166,4 +199,10 @@ def address_notifications(*, session: Session) -> int:
     )
 
 
-__all__ = ["PendingReply", "address_notifications", "mark_notified", "replies_to_notify"]
+__all__ = [
+    "HISTORY_SIZE",
+    "PendingReply",
+    "address_notifications",
+    "mark_notified",
+    "replies_to_notify",
+]

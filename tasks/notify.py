@@ -23,6 +23,7 @@ from domain.masking import mask_phone
 from domain.outbox import Kind, OutChannel, Status
 from models.notifications import PendingReply, address_notifications
 from models.outbox_loose import loose_counts
+from models.threads import ThreadItem
 from tasks.env import Env
 from tasks.outbox_loose import deliver_loose
 from tasks.poll_options import PollOptions
@@ -54,9 +55,37 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in (text.splitlines() or [""]))
 
 
-def notification_text(replies: Sequence[PendingReply], tz: ZoneInfo) -> tuple[str, str]:
+#: How much of one earlier message the quoted history shows.
+QUOTE_CHARS = 200
+
+#: Outbound states a quoted message is marked with: it did not reach the student.
+_NOT_DELIVERED = frozenset(
+    {Status.UNDELIVERED, Status.FAILED, Status.SKIPPED, Status.REFUSED, Status.UNKNOWN}
+)
+
+
+def _quote(item: ThreadItem, student: str, tz: ZoneInfo) -> str:
+    """One earlier message as ``date, direction, channel: body`` (on one line)."""
+    direction = f"to {student}" if item.direction == "out" else f"from {student}"
+    channel = {"sms": "by text", "email": "by email"}.get(item.channel, "not sent")
+    body = " ".join(item.body.split())
+    if len(body) > QUOTE_CHARS:
+        body = body[: QUOTE_CHARS - 1].rstrip() + "…"
+    note = ""
+    if item.direction == "out" and item.status in _NOT_DELIVERED:
+        note = f" ({item.status}{': ' + item.error if item.error else ''})"
+    return f"{_when(item.at, tz)}, {direction}, {channel}: {body}{note}"
+
+
+def notification_text(
+    replies: Sequence[PendingReply], tz: ZoneInfo, reply_by_email: bool = False
+) -> tuple[str, str]:
     """The subject and body of the email telling a staff member about the new replies of
-    one conversation (one student, or one unknown number), oldest first."""
+    one conversation (one student, or one unknown number), oldest first.
+
+    With ``reply_by_email`` the email says to answer by replying to it (its Reply-To is the
+    conversation's); else it gives the ``nudge reply`` command. A known student's email ends
+    with the last messages of the conversation before these replies."""
     first = replies[0]
     who = first.student_name and f"{first.student_name} ({first.student_sis_id})"
     sender = who or "an unknown number"
@@ -66,8 +95,9 @@ def notification_text(replies: Sequence[PendingReply], tz: ZoneInfo) -> tuple[st
     parts = [f"Hello {given},", ""]
     for reply in replies:
         if reply.student_sis_id:
+            how = "replied by email" if reply.channel == "email" else "replied"
             parts.append(
-                f"{reply.student_name} (student id {reply.student_sis_id}) replied "
+                f"{reply.student_name} (student id {reply.student_sis_id}) {how} "
                 f"on {_when(reply.received_at, tz)}:"
             )
         else:
@@ -89,29 +119,47 @@ def notification_text(replies: Sequence[PendingReply], tz: ZoneInfo) -> tuple[st
                 "an admin reviews it (nudge consent resolve).",
                 "",
             ]
-    if first.student_sis_id:
+    student_given = (first.student_name or first.student_sis_id or "").split(" ")[0]
+    if first.student_sis_id and reply_by_email:
+        parts += [
+            f"Reply to this email to answer {student_given} by text (only your new text is "
+            "sent; the quoted history is left out).",
+            "",
+        ]
+    elif first.student_sis_id:
         parts += [
             f"Answer: nudge reply --sender {first.staff_sis_id} "
             f'--student {first.student_sis_id} --message "..."',
             "",
         ]
     parts.append(f"All your conversations: nudge inbox --staff {first.staff_sis_id} --unread")
+    if first.student_sis_id and first.history:
+        parts += ["", "Earlier in this conversation:"]
+        parts += [_indent(_quote(item, student_given, tz)) for item in first.history]
     return subject, "\n".join(parts)
 
 
 def notification_rows(
-    replies: Sequence[PendingReply], tz: ZoneInfo, now: datetime
+    replies: Sequence[PendingReply],
+    tz: ZoneInfo,
+    now: datetime,
+    *,
+    reply_by_email: bool = False,
 ) -> list[dict[str, Any]]:
     """The outbox rows of the notification emails for ``replies`` (stored in one poll): one
     email per conversation (staff member and student, or unknown number), unique by the
-    conversation's first reply, so it is created and sent exactly once."""
+    conversation's first reply, so it is created and sent exactly once.
+
+    ``reply_by_email``: the emails say to answer by replying (:func:`notification_text`).
+    Each row's ``extra`` names the replies and the student (``student_person_id``, None for
+    an unknown number)."""
     groups: dict[tuple[int, object], list[PendingReply]] = {}
     for reply in replies:
         who: object = reply.student_sis_id or reply.from_e164
         groups.setdefault((reply.staff_person_id, who), []).append(reply)
     rows = []
     for group in groups.values():
-        subject, body = notification_text(group, tz)
+        subject, body = notification_text(group, tz, reply_by_email)
         rows.append(
             {
                 "outbox_key": f"notify:{group[0].provider_sid}",
@@ -122,7 +170,10 @@ def notification_rows(
                 "to_addr": group[0].staff_email or None,
                 "subject": subject,
                 "body": body,
-                "extra": {"inbound_ids": [r.id for r in group]},
+                "extra": {
+                    "inbound_ids": [r.id for r in group],
+                    "student_person_id": group[0].student_person_id,
+                },
                 "created_at": now,
                 "updated_at": now,
             }

@@ -14,8 +14,11 @@ import typer
 
 from nudge.cli import (
     admin_cmds,
+    away_cmds,
     campaign_cmds,
     config_cmds,
+    conversation_cmds,
+    mail_cmds,
     outbox_cmds,
     phones_cmds,
     reply_cmds,
@@ -64,6 +67,9 @@ send_cmds.register(app)
 campaign_cmds.register(app)
 roles_cmds.register(app)
 reply_cmds.register(app)  # with the consent group (nudge.cli.consent_cmds)
+conversation_cmds.register(app)
+away_cmds.register(app)
+mail_cmds.register(app)
 report_cmds.register(app)
 config_cmds.register(app)
 phones_cmds.register(app)

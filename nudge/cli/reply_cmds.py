@@ -1,5 +1,6 @@
-"""``nudge poll``, ``nudge reply`` and ``nudge inbox``: the replies side (with the ``consent``
-group of :mod:`nudge.cli.consent_cmds`, which :func:`register` adds beside them).
+"""``nudge poll``, ``nudge reply``, ``nudge inbox`` and ``nudge inbox-link``: the replies
+side (with the ``consent`` group of :mod:`nudge.cli.consent_cmds`, which :func:`register`
+adds beside them).
 
 Only typer (and the standard library) is imported at module level; the database, Prefect and
 Twilio load inside the commands. ``inbox`` never imports Prefect.
@@ -196,16 +197,41 @@ def inbox_cmd(
         bool, typer.Option("--unread", help="Only conversations with unread replies.")
     ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    mark_read: Annotated[
+        bool,
+        typer.Option(
+            "--mark-read",
+            help="Mark the --staff member's unread replies read instead of listing: those of "
+            "--student, or of the unknown number --from, or all of them.",
+        ),
+    ] = False,
+    student: Annotated[
+        str | None,
+        typer.Option("--student", help="With --mark-read: this student's replies (SIS id)."),
+    ] = None,
+    from_number: Annotated[
+        str | None,
+        typer.Option("--from", help="With --mark-read: this unknown number's replies."),
+    ] = None,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Show unknown senders' full numbers (PII).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Conversations with replies, the most recent first.
 
-    Shows the student, the staff member, the last reply and how many are unread.
+    Shows the student (or the unknown number), the staff member, the last reply (texts and
+    emails) and how many are unread. With --mark-read, marks replies read instead.
     """
+    if mark_read:
+        _mark_read(staff, student, from_number, json_out)
+        return
+    if student is not None or from_number is not None:
+        fail("--student and --from go with --mark-read", as_json=json_out, code=2)
     from models.conversations import inbox
     from models.people import NoSuchStaff, require_staff
 
-    mask = masker(False)
+    mask = masker(reveal)
     with session() as s:
         staff_pk = None
         if staff is not None:
@@ -222,6 +248,82 @@ def inbox_cmd(
     emit(data, as_json=json_out, human=lambda d: _human_inbox(d, zone))
 
 
+def _mark_read(
+    staff: str | None, student: str | None, from_number: str | None, json_out: bool
+) -> None:
+    """``inbox --mark-read``: one student's, one unknown number's or all unread replies of
+    one staff member, marked read."""
+    from models.conversations import mark_all_read, mark_read, mark_read_from
+    from models.people import NoSuchStaff, require_staff
+    from models.types import utcnow
+
+    if staff is None:
+        fail("--mark-read needs --staff: whose replies to mark read", as_json=json_out, code=2)
+    if student is not None and from_number is not None:
+        fail("choose one of --student and --from", as_json=json_out, code=2)
+    number = None
+    with session() as s:
+        try:
+            staff_pk = require_staff(session=s, sis_id=staff).id
+        except NoSuchStaff as exc:
+            fail(str(exc), as_json=json_out, code=2)
+        assert staff_pk is not None  # noqa: S101 - require_staff returns stored rows
+        if student is not None:
+            count = mark_read(
+                session=s,
+                staff_person_id=staff_pk,
+                student_person_id=_student_pk(s, student, json_out),
+                now=utcnow(),
+            )
+        elif from_number is not None:
+            number = _e164(s, from_number, json_out)
+            count = mark_read_from(
+                session=s, staff_person_id=staff_pk, from_e164=number, now=utcnow()
+            )
+        else:
+            count = mark_all_read(session=s, staff_person_id=staff_pk, now=utcnow())
+    data = {
+        "staff": staff,
+        "student": student,
+        "from": masker(False)(number) if number else None,
+        "marked_read": count,
+    }
+    emit(data, as_json=json_out, human=_human_mark_read)
+
+
+def _human_mark_read(d: dict[str, Any]) -> str:
+    which = d["student"] or d["from"]
+    whose = f"from {which} to {d['staff']}" if which else f"to {d['staff']}"
+    n = d["marked_read"]
+    return f"marked {n} unread {'reply' if n == 1 else 'replies'} {whose} read"
+
+
+def _student_pk(s: Any, sis_id: str, json_out: bool) -> int:
+    """The person id of the student with this SIS id, or exit 2 naming it."""
+    from models.people import person_by_sis_id
+
+    found = person_by_sis_id(session=s, sis_id=sis_id)
+    if found is None or found.id is None or found.role != "student":
+        fail(f"no student with SIS id {sis_id!r}", as_json=json_out, code=2)
+    return found.id
+
+
+def _e164(s: Any, number: str, json_out: bool) -> str:
+    """``number`` in E.164 (as replies are stored), or exit 2 when it is not a number."""
+    from domain.masking import mask_phone
+    from domain.phones import parse_phone
+    from models.config import load_config
+
+    parsed = parse_phone(number, default_region=load_config(session=s).default_region)
+    if parsed.e164 is None:
+        fail(
+            f"{mask_phone(number)} is not a valid phone number ({parsed.reason})",
+            as_json=json_out,
+            code=2,
+        )
+    return parsed.e164
+
+
 def _human_inbox(d: dict[str, Any], zone: str) -> str:
     if not d["conversations"]:
         return "no conversations"
@@ -232,16 +334,52 @@ def _human_inbox(d: dict[str, Any], zone: str) -> str:
         flag = "  [flagged]" if c["flagged"] else ""
         text = c["last_reply"].replace("\n", " ")
         text = text if len(text) <= 70 else text[:67] + "..."
+        how = " by email" if c.get("last_channel") == "email" else ""
         lines.append(
             f"{who} -> {staff}: {c['unread']} unread of {c['replies']}, "
-            f"last {local_time(c['last_reply_at'], zone)}{flag}\n    {text}"
+            f"last {local_time(c['last_reply_at'], zone)}{how}{flag}\n    {text}"
         )
     return "\n".join(lines)
 
 
+def inbox_link(
+    from_number: Annotated[
+        str,
+        typer.Option("--from", help="The unknown number (as the inbox shows it with --reveal)."),
+    ],
+    student: Annotated[str, typer.Option("--student", help="The student it is (SIS id).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Give an unknown number's replies to a student: they join the student's conversation.
+
+    Only messages matched to nobody move. The number's future texts are matched to the
+    student once it is one of theirs (nudge phones override STUDENT NUMBER --allow).
+    """
+    from models.conversations import link_sender
+
+    with session() as s:
+        student_pk = _student_pk(s, student, json_out)
+        number = _e164(s, from_number, json_out)
+        moved = link_sender(session=s, from_e164=number, student_person_id=student_pk)
+    data = {"from": masker(False)(number), "student": student, "linked": moved}
+    emit(data, as_json=json_out, human=_human_link)
+
+
+def _human_link(d: dict[str, Any]) -> str:
+    n = d["linked"]
+    if not n:
+        return f"no messages from {d['from']} without a student: nothing linked"
+    return (
+        f"linked {n} {'message' if n == 1 else 'messages'} from {d['from']} to {d['student']} "
+        f"(see nudge conversation {d['student']})"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``poll``, ``reply``, ``inbox`` and the ``consent`` group to the main app."""
+    """Add ``poll``, ``reply``, ``inbox``, ``inbox-link`` and the ``consent`` group to the
+    main app."""
     app.command("poll")(poll)
     app.command("reply")(reply)
     app.command("inbox")(inbox_cmd)
+    app.command("inbox-link")(inbox_link)
     consent_cmds.register(app)
