@@ -73,6 +73,12 @@ class Campaign(SQLModel, table=True):
     stop_reason: str | None = Field(default=None)
     request_key: str | None = Field(default=None, max_length=200)
     created_by: str | None = Field(default=None, max_length=200)
+    holdout_pct: float | None = Field(
+        default=None, description="Share (0-100) of the audience held out at random."
+    )
+    holdout_seed: int | None = Field(
+        default=None, description="Seed of the holdout draw (the same seed, the same students)."
+    )
     conversation: bool = Field(
         default=False,
         description="A reply inside an existing conversation (allowed regardless of role).",
@@ -189,6 +195,11 @@ class InboundMessage(SQLModel, table=True):
     in_reply_to_id: int | None = Field(default=None, foreign_key="message.id")
     keyword: str = Field(default="none", max_length=8, description="stop|start|help|none")
     flagged_phrase: str | None = Field(default=None, max_length=200)
+    urgent_phrase: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The crisis or safety phrase that made this reply urgent (domain/urgent).",
+    )
     channel: str = Field(
         default="sms",
         max_length=8,

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     alert_emails: list[str] = Field(
         default_factory=list, description="Who gets data-quality alerts (JSON list)."
     )
+    urgent_emails: list[str] = Field(
+        default_factory=list,
+        description="On-call addresses alerted at once when a student's reply reads like a "
+        "crisis or a safety concern (JSON list); unset, the alert goes to NUDGE_ALERT_EMAILS.",
+    )
 
     # --- the reply mailbox (staff and students answer by email) --------------------------
     reply_address: str | None = Field(
