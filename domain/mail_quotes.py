@@ -349,4 +349,26 @@ def html_to_text(html: str, *, keep_quotes: bool = False) -> str:
     return _tidy(lines)
 
 
-__all__ = ["clean_text", "html_to_text", "new_text", "tidy"]
+#: A closing paragraph longer than this is a message, not a sign-off.
+_MAX_SIGN_OFF = 60
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def drop_sign_off(text: str, names: Iterable[str]) -> str:
+    """``text`` without its closing sign-off: a last paragraph of at most three short lines
+    (60 characters in all) that names the writer (``names``: their first, preferred or last
+    name), such as ``Tess``, ``— Tess``, ``Best,\nTess Adams`` or ``Thanks! Tess``. A
+    student should get the answer, not the signature; anything longer is kept."""
+    wanted = {n.casefold() for name in names for n in _WORD.findall(name or "")}
+    body = text.rstrip()
+    head, sep, last = body.rpartition("\n\n")
+    if not sep or not wanted:
+        return text
+    lines = [line.strip() for line in last.splitlines() if line.strip()]
+    if not lines or len(lines) > 3 or len(" ".join(lines)) > _MAX_SIGN_OFF:
+        return text
+    words = {w.casefold() for w in _WORD.findall(" ".join(lines))}
+    return head.rstrip() if words & wanted else text
+
+
+__all__ = ["clean_text", "drop_sign_off", "html_to_text", "new_text", "tidy"]

@@ -29,8 +29,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from domain.mail_quotes import drop_sign_off
 from domain.mail_text import IncomingMail
 from domain.reply_tokens import ReplyPair, read_token
+from domain.urgent import detect_urgent
 from models.config import load_config
 from models.inbound import insert_inbound
 from models.mailbox import AnswerOutcome, answer_outcome, claim_receipt, finish_receipt
@@ -41,6 +43,7 @@ from tasks.env import Env
 from tasks.notify import notification_rows
 from tasks.outbox_loose import alert_rows
 from tasks.reply_to import reply_key
+from tasks.urgent import emit_urgent_events, queue_urgent
 
 log = logging.getLogger("nudge.mailbox")
 
@@ -192,7 +195,9 @@ def record_mail(
             staff_email=staff.email or mail.from_addr,
             student_sis_id=student.sis_id,
             student_name=student.display_name,
-            text=mail.text,
+            text=drop_sign_off(
+                mail.text, [staff.first_name, staff.preferred_name or "", staff.last_name]
+            ),
         )
         if not answer.text.strip():
             why = "the email had no new text above the quoted conversation"
@@ -242,8 +247,14 @@ def _record_student_answer(
     now: Any,
 ) -> None:
     """The student's email answer in their thread, its staff notification in the outbox
-    and the receipt done — one transaction."""
+    and the receipt done — one transaction. An urgent answer (crisis or safety phrases,
+    :func:`domain.urgent.detect_urgent`) also gets its on-call alerts, queued before the
+    notification (:func:`tasks.urgent.queue_urgent`; no crisis-line answer by text to an
+    email), and its ``nudge.reply.urgent`` event after the commit."""
     sid = mail_sid(mail.key)
+    config = load_config(session=s)
+    body = mail.text or mail.full_text
+    crisis = detect_urgent(body, config.urgent_phrases)
     inserted = insert_inbound(
         session=s,
         rows=[
@@ -253,13 +264,14 @@ def _record_student_answer(
                 "to_e164": "",
                 "channel": "email",
                 "from_email": mail.from_addr[:320],
-                "body": mail.text or mail.full_text,
+                "body": body,
                 "received_at": now,
                 "person_id": student.id,
                 "staff_person_id": staff.id,
                 "in_reply_to_id": None,
                 "keyword": "none",
                 "flagged_phrase": None,
+                "urgent_phrase": crisis[:200] if crisis else None,
                 "handled": True,
                 "notified": False,
                 "read_at": None,
@@ -267,7 +279,7 @@ def _record_student_answer(
             }
         ],
     )
-    config = load_config(session=s)
+    urgent = queue_urgent(s, env, config, list(inserted.values()), now)
     notices = notification_rows(
         replies_to_notify(session=s, inbound_ids=list(inserted.values())),
         ZoneInfo(config.timezone),
@@ -283,6 +295,7 @@ def _record_student_answer(
         inbound_id=next(iter(inserted.values()), None),
     )
     s.commit()
+    emit_urgent_events(urgent.replies)  # after the commit: a crash loses the event only
 
 
 #: Message statuses of an answer that went (or is on its way).

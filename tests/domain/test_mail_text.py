@@ -473,3 +473,27 @@ def test_html_to_text(html: str, expected: str) -> None:
 
 def test_html_quotes_can_be_kept() -> None:
     assert html_to_text("Yes<blockquote>old</blockquote>", keep_quotes=True) == "Yes\nold"
+
+
+SIGN_OFFS = [
+    ("name-alone", "Tuesday at 2 works.\n\nTess", "Tuesday at 2 works."),
+    ("dash-name", "See you then.\n\n— Tess", "See you then."),
+    ("best-full-name", "Approved.\n\nBest,\nTess Adams", "Approved."),
+    ("thanks-name", "Got it.\n\nThanks! Tess", "Got it."),
+    ("no-blank-line-kept", "Tess here: Tuesday works.", "Tess here: Tuesday works."),
+    ("other-name-kept", "Ask Omar.\n\nOmar Reyes", "Ask Omar.\n\nOmar Reyes"),
+    (
+        "long-paragraph-kept",
+        "Hi.\n\nTess will be at the front desk all afternoon to help you with it.",
+        "Hi.\n\nTess will be at the front desk all afternoon to help you with it.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [r[1:] for r in SIGN_OFFS], ids=[r[0] for r in SIGN_OFFS]
+)
+def test_a_sign_off_naming_the_writer_is_dropped(text: str, expected: str) -> None:
+    from domain.mail_quotes import drop_sign_off
+
+    assert drop_sign_off(text, ["Tess", "", "Adams"]) == expected
