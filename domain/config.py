@@ -18,6 +18,14 @@ from domain.keywords import DEFAULT_KEYWORD_LANGUAGES, check_languages
 from domain.quiet_hours import parse_window
 from domain.quota import QuotaUnit
 from domain.revocation import DEFAULT_REVOCATION_PHRASES
+from domain.urgent import DEFAULT_URGENT_PHRASE_LIST, check_phrases
+
+#: The automatic answer to an urgent reply (``urgent_reply_text``), when it is switched on.
+DEFAULT_URGENT_REPLY_TEXT = (
+    "If you are in crisis or thinking about suicide, call or text 988 (Suicide & Crisis "
+    "Lifeline, 24/7). If you are in immediate danger, call 911. A staff member will read "
+    "your message."
+)
 
 
 class PhoneKind(StrEnum):
@@ -111,6 +119,24 @@ class SmsConfig(BaseModel):
         default="Reply STOP to stop receiving messages. Contact your advisor for help.",
         description="nudge's own HELP reply, used only when keyword_replies is on.",
     )
+    urgent_phrases: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_URGENT_PHRASE_LIST),
+        description="Crisis and safety phrases that make a reply urgent (domain/urgent.py: "
+        "sources, matching, accepted false positives); setting the key replaces the whole "
+        "list, empty turns urgent replies off.",
+    )
+    urgent_auto_reply: bool = Field(
+        default=False,
+        description="Answer an urgent reply at once with urgent_reply_text, by text from the "
+        "number the student texted (never to an opted-out or paused number).",
+    )
+    urgent_reply_text: str = Field(
+        default=DEFAULT_URGENT_REPLY_TEXT,
+        min_length=1,
+        max_length=640,
+        description="nudge's automatic answer to an urgent reply (the crisis line), used "
+        "only when urgent_auto_reply is on.",
+    )
     reachability_threshold: float = Field(
         default=0.95, ge=0, le=1, description="Alert when fewer students are SMS-reachable."
     )
@@ -154,6 +180,19 @@ class SmsConfig(BaseModel):
     @classmethod
     def _check_languages(cls, value: list[str]) -> list[str]:
         return check_languages(value)  # raises ValueError naming the allowed languages
+
+    @field_validator("urgent_phrases")
+    @classmethod
+    def _check_urgent_phrases(cls, value: list[str]) -> list[str]:
+        return check_phrases(value)  # raises ValueError naming a phrase with no words
+
+    @field_validator("urgent_reply_text")
+    @classmethod
+    def _check_reply_text(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("the automatic answer cannot be empty")
+        return text
 
     @field_validator("permitted_roles")
     @classmethod

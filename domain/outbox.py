@@ -1,8 +1,9 @@
 """The outbox's state machine, as data: every outbound message on every channel moves by it.
 
 Every side effect that leaves nudge — a campaign SMS or email, the opt-in notice, an email
-fallback, a staff reply, nudge's own keyword answer, a reply notification to staff, an alert
-email — is one row of the outbox (``models/outbox.py``) and moves through these states::
+fallback, a staff reply, nudge's own keyword or crisis-line answer, a reply notification to
+staff, an alert email — is one row of the outbox (``models/outbox.py``) and moves through
+these states::
 
     planned ──────────────┬──> sending ──> sent ──> delivered
       │  ▲   deferred ────┤      │  │  │            undelivered
@@ -65,6 +66,7 @@ class Kind(StrEnum):
     OPT_IN_NOTICE = "opt_in_notice"
     REPLY = "reply"
     KEYWORD_REPLY = "keyword_reply"
+    URGENT_REPLY = "urgent_reply"  # nudge's automatic crisis-line answer (domain/urgent.py)
     NOTIFICATION = "notification"
     ALERT = "alert"
 

@@ -1,11 +1,14 @@
-"""Messages outside campaigns: staff notifications, alert emails and nudge's own keyword
-answers (STOP/START/HELP), and the campaign messages no chunk pass will look at again.
+"""Messages outside campaigns: staff notifications, alert emails, nudge's own keyword
+answers (STOP/START/HELP) and crisis-line answers to urgent replies, and the campaign
+messages no chunk pass will look at again.
 
 Each pass takes the same outbox steps as a campaign (``tasks/outbox.py``): emails through
-``tasks/outbox_email.py``, keyword answers as paced SMS groups through
+``tasks/outbox_email.py``, keyword and crisis-line answers as paced SMS groups through
 ``tasks/outbox_sms.py`` (counted against the quota, never refused by it: carriers require
-the answer). What a crash left ``sending`` is settled first, once no request for it can
-still be in flight.
+the keyword answer, and a student in crisis gets the crisis line whatever the month's
+count). A crisis-line answer is checked against the student's consent again when it is
+sent (:func:`consent_blocks`). What a crash left ``sending`` is settled first, once no
+request for it can still be in flight.
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ from sqlmodel import Session
 
 from adapters.twilio.errors import SendOutcome
 from adapters.twilio.types import SmsGateway
+from domain.config import SmsConfig
+from domain.consent import INSTITUTION, StoredConsent, effective_consent
 from domain.outbox import Kind, OutChannel, Status
 from domain.quota import message_cost, month_key
+from domain.routing import consent_block
 from models.chunks import new_token
 from models.config import load_config
+from models.consent import current_consents
 from models.notifications import address_notifications
 from models.notifications import mark_notified as notified
 from models.outbox import OutRow, move, settle
@@ -105,13 +112,46 @@ def deliver_emails(env: Env, *, kinds: Sequence[Kind], limit: int = 1000) -> Loo
 #: nudge's own keyword answers may wait in the provider's queue at most this long.
 KEYWORD_REPLY_VALIDITY_S = 4 * 3600
 
+#: Loose SMS: nudge's own answers to a student's text (keyword answers, the crisis line).
+SMS_KINDS: frozenset[Kind] = frozenset({Kind.KEYWORD_REPLY, Kind.URGENT_REPLY})
 
-async def deliver_keyword_replies(env: Env, *, window: timedelta, limit: int = 500) -> LooseReport:
-    """Send nudge's own STOP/START/HELP answers waiting in the outbox (not later than
-    ``window`` after the keyword arrived). Counted against the quota, never refused by it:
-    carriers require the answer."""
+
+def consent_blocks(
+    *, session: Session, config: SmsConfig, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str | None]:
+    """For each (student number, sender number): why consent forbids texting it (the
+    :class:`domain.routing.Reason` value), or None when it may be texted. The router's one
+    consent gate (:func:`domain.routing.consent_block`) over the consent that applies
+    (:func:`domain.consent.effective_consent`), as the campaign send path checks it."""
+    stored: dict[tuple[str, str], StoredConsent] = {
+        (row.e164, row.sender_e164): StoredConsent(row.status, row.source)
+        for row in current_consents(session=session, numbers=sorted({n for n, _ in pairs}))
+    }
+    verdicts: dict[tuple[str, str], str | None] = {}
+    for number, sender in pairs:
+        state, _source = effective_consent(
+            stored.get((number, INSTITUTION)), stored.get((number, sender)), config.opt_out_scope
+        )
+        blocked = consent_block(state, auto_opt_in=config.auto_opt_in)
+        verdicts[(number, sender)] = blocked.value if blocked is not None else None
+    return verdicts
+
+
+async def deliver_keyword_replies(
+    env: Env,
+    *,
+    window: timedelta,
+    limit: int = 500,
+    kinds: Sequence[Kind] = (Kind.KEYWORD_REPLY,),
+) -> LooseReport:
+    """Send nudge's own answers of ``kinds`` waiting in the outbox: STOP/START/HELP answers
+    and crisis-line answers (:data:`SMS_KINDS`), not later than ``window`` after the text
+    they answer arrived. Counted against the quota, never refused by it. A crisis-line
+    answer to a number that may no longer be texted (a STOP since it was queued) is
+    ``skipped`` with the reason."""
     report = LooseReport()
     now = env.now()
+    wanted = {Kind(k) for k in kinds}
     with Session(env.engine) as s:
         config = load_config(session=s)
         stale = [
@@ -119,21 +159,42 @@ async def deliver_keyword_replies(env: Env, *, window: timedelta, limit: int = 5
             for r in stale_sending(
                 session=s, chunk_id=None, marked_before=now, channel=OutChannel.SMS.value
             )
-            if r.kind == Kind.KEYWORD_REPLY and settled_before(r, bound=env.sms_bound(), now=now)
+            if r.kind in wanted and settled_before(r, bound=env.sms_bound(), now=now)
         ]
         rows = load_loose(
             session=s,
-            kinds=[Kind.KEYWORD_REPLY.value],
+            kinds=sorted(k.value for k in wanted),
             channel=OutChannel.SMS.value,
             now=now,
             limit=limit,
         )
-        late = [r.id for r in rows if r.status != Status.SENDING and r.created_at < now - window]
-        report.expired = move(
-            session=s, ids=late, to=Status.SKIPPED, now=now, reason="keyword_reply_too_late"
-        )
+        waiting = [r for r in rows if r.status != Status.SENDING]
+        late = {r.id for r in waiting if r.created_at < now - window}
+        for kind in sorted(wanted):
+            report.expired += move(
+                session=s,
+                ids=[r.id for r in waiting if r.id in late and r.kind == kind],
+                to=Status.SKIPPED,
+                now=now,
+                reason=f"{kind.value}_too_late",
+            )
+        answers = {
+            r.id: (r.to_addr or "", r.from_addr or "")
+            for r in waiting
+            if r.kind == Kind.URGENT_REPLY and r.id not in late
+        }
+        verdicts = consent_blocks(session=s, config=config, pairs=list(answers.values()))
+        blocked = {i for i, pair in answers.items() if verdicts.get(pair) is not None}
+        for row_id in sorted(blocked):
+            move(
+                session=s,
+                ids=[row_id],
+                to=Status.SKIPPED,
+                now=now,
+                reason=verdicts[answers[row_id]],
+            )
         s.commit()
-    ready = [r for r in rows if r.status != Status.SENDING and r.id not in set(late)]
+    ready = [r for r in waiting if r.id not in late and r.id not in blocked]
     if not stale and not ready:
         return report
     gateway = env.gateway_factory()
@@ -217,12 +278,16 @@ def deliver_loose(
     window: timedelta | None = None,
     limit: int = 1000,
 ) -> LooseReport:
-    """One pass over messages outside campaigns: emails of ``kinds``, and keyword answers
-    when ``Kind.KEYWORD_REPLY`` is among them (not later than ``window`` after the keyword)."""
-    email_kinds = [k for k in kinds if k is not Kind.KEYWORD_REPLY]
+    """One pass over messages outside campaigns: emails of ``kinds`` first, then nudge's own
+    answers by text among them (:data:`SMS_KINDS`: keyword and crisis-line answers, not
+    later than ``window`` after the text they answer)."""
+    email_kinds = [k for k in kinds if k not in SMS_KINDS]
+    sms_kinds = [k for k in kinds if k in SMS_KINDS]
     report = deliver_emails(env, kinds=email_kinds, limit=limit) if email_kinds else LooseReport()
-    if Kind.KEYWORD_REPLY in kinds:
-        sms = asyncio.run(deliver_keyword_replies(env, window=window or timedelta(days=1)))
+    if sms_kinds:
+        sms = asyncio.run(
+            deliver_keyword_replies(env, window=window or timedelta(days=1), kinds=sms_kinds)
+        )
         report.sms_sent, report.sms_failed = sms.sms_sent, sms.sms_failed
         report.sms_retry, report.expired = sms.sms_retry, sms.expired
     return report
@@ -286,8 +351,10 @@ def alert_rows(
 
 __all__ = [
     "KEYWORD_REPLY_VALIDITY_S",
+    "SMS_KINDS",
     "LooseReport",
     "alert_rows",
+    "consent_blocks",
     "deliver_emails",
     "deliver_keyword_replies",
     "deliver_loose",

@@ -35,6 +35,7 @@ from tasks.notify import NotifyReport, notify_staff
 from tasks.poll_options import PollOptions
 from tasks.replies import Fetched, StoreReport, store_inbound
 from tasks.statuses import StatusReport, apply_status
+from tasks.urgent import send_urgent
 
 
 def within_replay_window(
@@ -81,6 +82,7 @@ def deliver_follow_ups(env: Env, options: PollOptions | None = None) -> FollowUp
     webhook just queued, and any other: each is sent exactly once, by whichever pass —
     this one or a poll's — claims it first)."""
     options = options or PollOptions()
+    send_urgent.fn(env, options)  # crisis alerts first, as the poll sends them
     notified: NotifyReport = notify_staff.fn(env, options)
     answered: int = send_keyword_replies.fn(env, options)
     return FollowUps(notified, answered)
