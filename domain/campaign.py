@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from domain.audience import AudienceFilter
 from domain.config import SmsConfig
 from domain.consent import StoredConsent, effective_consent
+from domain.holdout import MAX_HOLDOUT_PCT, MAX_SEED, default_seed, pct_problem
 from domain.quiet_hours import parse_window, recipient_timezone
 from domain.quota import message_cost
 from domain.routing import (
@@ -73,11 +74,54 @@ class CampaignRequest(BaseModel):
             }
         ),
     ] = Field(default=None, title="Send at")
+    holdout_pct: float = Field(
+        default=0,
+        title="Hold out (%)",
+        description="A randomized control group: this share of the audience (0 to 50), drawn "
+        "at random within each program, gets nothing, so you can later compare what happened "
+        "to the students you texted with what happened to those you did not "
+        "(`nudge campaigns outcome`). 0: everyone gets the message.",
+        json_schema_extra={"minimum": 0, "maximum": MAX_HOLDOUT_PCT},
+    )
+    holdout_seed: Annotated[
+        int | None,
+        # One number input in the form (not an "integer | None" switch): empty means derived.
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "title": "Holdout seed",
+                "description": "Leave empty: the seed is derived from the sender, message and "
+                "audience, so a dry run and the send hold out the same students. The same seed "
+                "draws the same students.",
+                "minimum": 0,
+                "maximum": MAX_SEED,
+            }
+        ),
+    ] = Field(default=None, title="Holdout seed", ge=0, le=MAX_SEED)
     dry_run: bool = Field(
         default=False,
         title="Dry run (preview only)",
         description="Show how many go by SMS and by email, and why, without sending.",
     )
+
+    @field_validator("holdout_pct")
+    @classmethod
+    def _holdout_share(cls, value: float) -> float:
+        problem = pct_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    def holdout_seed_used(self) -> int:
+        """The seed of this request's holdout draw: the one given, else one derived from the
+        sender, message and audience (never the send time), so a preview and its send agree."""
+        if self.holdout_seed is not None:
+            return self.holdout_seed
+        return default_seed(
+            sender_id=self.sender_id,
+            message=self.message,
+            audience=self.audience.model_dump(mode="json"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +151,18 @@ class PlannedRecipient:
 
 @dataclass(slots=True)
 class PlanSummary:
-    """The preview: counts by channel and reason, and exact segment figures."""
+    """The preview: counts by channel and reason, and exact segment figures.
+
+    ``held_out`` counts the students a randomized holdout kept out (:mod:`domain.holdout`):
+    they are no recipients and appear in no other figure.
+    """
 
     recipients: int = 0
     sms: int = 0
     email: int = 0
     deferred: int = 0
     undeliverable: int = 0
+    held_out: int = 0
     opt_in_notices: int = 0
     quota_units: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
@@ -131,6 +180,7 @@ class PlanSummary:
             "email": self.email,
             "deferred": self.deferred,
             "undeliverable": self.undeliverable,
+            "held_out": self.held_out,
             "opt_in_notices": self.opt_in_notices,
             "quota_units": self.quota_units,
             "by_reason": dict(self.by_reason.most_common()),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from domain.names import display_name
-from domain.outbox import OPEN, CampaignStatus, Kind, values
+from domain.outbox import OPEN, CampaignStatus, Kind, Status, values
 from models.config import load_config
 from models.messaging import Campaign, Message
 from models.outbox import SENT_STATES
@@ -99,7 +99,11 @@ def campaign_view(*, session: Session, campaign_id: int) -> CampaignView | None:
 
 
 def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
-    """The campaign's breakdown: by channel and status, by reason, and totals."""
+    """The campaign's breakdown: by channel and status, by reason, and totals.
+
+    Students a randomized holdout kept out (status ``held_out``) are counted apart, as
+    ``held_out``: they are no recipients and in no other figure.
+    """
     rows = session.execute(
         select(
             message_t.c.kind,
@@ -114,10 +118,13 @@ def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
     by_status: Counter[str] = Counter()
     by_reason: Counter[str] = Counter()
     recipients: Counter[str] = Counter()
-    notices = 0
+    notices = held_out = 0
     for kind, channel, status, reason, count in rows:
         if kind == Kind.OPT_IN_NOTICE:
             notices += count if status in SENT_STATES else 0
+            continue
+        if status == Status.HELD_OUT:
+            held_out += count
             continue
         by_status[f"{channel}:{status}"] += count
         by_reason[reason or "none"] += count
@@ -127,6 +134,7 @@ def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
         "sms": recipients["sms"],
         "email": recipients["email"],
         "undeliverable": recipients["none"],
+        "held_out": held_out,
         "opt_in_notices_sent": notices,
         "by_status": dict(by_status),
         "by_reason": dict(by_reason),
@@ -134,10 +142,12 @@ def campaign_counts(*, session: Session, campaign_id: int) -> dict[str, Any]:
 
 
 def settled_percent(*, session: Session, campaign_id: int) -> float:
-    """Share of the campaign's messages no longer open (the progress artifact)."""
+    """Share of the campaign's messages no longer open (the progress artifact); held-out
+    students have nothing to send and do not count."""
     total, open_ = session.execute(
         select(func.count(), func.count().filter(message_t.c.status.in_(values(OPEN)))).where(
-            message_t.c.campaign_id == campaign_id
+            message_t.c.campaign_id == campaign_id,
+            message_t.c.status != Status.HELD_OUT.value,
         )
     ).one()
     return 100.0 if not total else round(100.0 * (total - open_) / total, 1)
@@ -168,6 +178,8 @@ def campaign_summary(*, session: Session, campaign_id: int) -> dict[str, Any]:
         "waiting": waiting,
         "stop_reason": row.stop_reason,
         "refused_reason": row.refused_reason,
+        "holdout_pct": row.holdout_pct,
+        "holdout_seed": row.holdout_seed,
         "result": campaign_counts(session=session, campaign_id=campaign_id),
         "pending": left.as_dict(),
         "unknown_emails": [

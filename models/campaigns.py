@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 
 from domain.campaign import PlannedRecipient
 from domain.consent import INSTITUTION, StoredConsent
+from domain.holdout import HOLDOUT_REASON
 from domain.outbox import REACHED_PROVIDER, Kind, Status, values
 from domain.roles import RoleFilter
 from domain.routing import Channel
@@ -109,6 +110,7 @@ def insert_plan(
     session: Session,
     campaign: Campaign,
     planned: Sequence[PlannedRecipient],
+    held_out: Sequence[int] = (),
     sender_name: str,
     chunk_size: int,
     kind: str = "campaign",
@@ -117,7 +119,9 @@ def insert_plan(
     """Write the plan as message rows in chunks, in the caller's transaction.
 
     Unique (campaign, recipient, kind) makes this idempotent: planning the same campaign
-    twice fails instead of doubling anything. Returns the number of chunks.
+    twice fails instead of doubling anything. The students of ``held_out`` (person ids) get
+    one row each in status ``held_out`` (channel ``none``, reason ``holdout``, no body, no
+    address, in no chunk): no send path ever selects it. Returns the number of chunks.
     """
     assert campaign.id is not None  # noqa: S101 - the campaign row was flushed
     order = sorted(planned, key=lambda p: (p.decision.send_at or now, p.member.id))
@@ -215,7 +219,22 @@ def insert_plan(
         ).scalar_one()
         for msg in messages:
             msg["chunk_id"] = chunk_id
-    all_rows = [msg for _, messages in rows for msg in messages] + skipped
+    held = [
+        {
+            "campaign_id": campaign.id,
+            "person_id": person_id,
+            "created_at": now,
+            "updated_at": now,
+            "extra": {},
+            "kind": kind,
+            "channel": Channel.NONE.value,
+            "status": Status.HELD_OUT.value,
+            "reason": HOLDOUT_REASON,
+            "body": "",
+        }
+        for person_id in held_out
+    ]
+    all_rows = [msg for _, messages in rows for msg in messages] + skipped + held
     for batch in chunked(all_rows):
         session.execute(insert(message_t), _normalise(batch))
     return len(rows)

@@ -53,7 +53,9 @@ def describe_errors(exc: Any, model: Any) -> str:
             labels.append(field.title if field is not None and field.title else str(step))
             annotation = field.annotation if field is not None else None
             current = annotation if isinstance(annotation, type) else None
-        parts.append(f"{' › '.join(labels) or 'the form'}: {error['msg']}")
+        # A validator's own sentence reads better without pydantic's "Value error, ".
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{' › '.join(labels) or 'the form'}: {problem}")
     return "; ".join(parts)
 
 

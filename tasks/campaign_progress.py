@@ -102,11 +102,13 @@ def publish_result(campaign_id: int, data: dict[str, Any]) -> None:
         if waiting
         else data["status"]
     )
+    held_out = data["result"].get("held_out", 0)
     create_table_artifact(
         key=f"campaign-{campaign_id}-result",
         table=table,
         description=f"Campaign {campaign_id}: {state}. Messages by channel and "
-        "what happened to them.",
+        "what happened to them."
+        + (f" {held_out} students were held out at random (sent nothing)." if held_out else ""),
     )
 
 

@@ -3,6 +3,11 @@
 Planning happens in one transaction: the campaign row, every message (unique per
 campaign, recipient and kind) and the chunks the send path claims. A refusal (sender not
 permitted, unknown variable, body too long) plans nothing.
+
+A randomized holdout (``holdout_pct``, :mod:`domain.holdout`) is drawn from the resolved
+audience before anything is routed: the held-out students get one ``message`` row each in
+status ``held_out`` (channel ``none``, reason ``holdout``, in no chunk), so nothing ever
+sends it, and they are in no other figure (no recipients, no quota, no opt-in notice).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from domain.campaign import (
     send_at_problem,
 )
 from domain.config import SmsConfig
+from domain.holdout import draw_holdout
 from domain.quota import month_key, remaining
 from domain.routing import PermissionPolicy, SenderFacts, check_sender
 from domain.templates import TemplateError, parse_template
@@ -62,15 +68,23 @@ class PlanOutcome:
     status: str = "preview"
     send_at: datetime | None = None
     chunks: int = 0
+    holdout_pct: float | None = None
+    holdout_seed: int | None = None
+    #: Person ids of the held-out students (written as ``held_out`` rows; not in the JSON).
+    held_out_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON ``nudge send`` prints (keys promised by the issue, and more)."""
+        """The JSON ``nudge send`` prints (keys promised by the issue, and more):
+        ``held_out`` counts the students the holdout kept out, drawn with
+        ``holdout_seed`` (both None/0 without a holdout)."""
         return {
             "campaign_id": self.campaign_id,
             "status": self.status,
             "refused_reason": self.refused_reason,
             "send_at": self.send_at.isoformat() if self.send_at else None,
             "chunks": self.chunks,
+            "holdout_pct": self.holdout_pct,
+            "holdout_seed": self.holdout_seed,
             **self.summary.as_dict(),
         }
 
@@ -174,6 +188,16 @@ def build_plan(
         outcome.status = "refused"
         return outcome, [], sender, config
     assert sender.id is not None  # noqa: S101 - a stored person
+    held_out: list[AudienceMember] = []
+    if request.holdout_pct > 0:
+        seed = request.holdout_seed_used()
+        chosen = draw_holdout(
+            [(m.sis_id, m.program or "") for m in audience], request.holdout_pct, seed
+        )
+        held_out = [m for m in audience if m.sis_id in chosen]
+        audience = [m for m in audience if m.sis_id not in chosen]
+        outcome.holdout_pct, outcome.holdout_seed = request.holdout_pct, seed
+        outcome.held_out_ids = [m.id for m in held_out]
     existing = sender_number(session=session, staff_person_id=sender.id)
     sender_e164 = existing.e164 if existing and existing.status == "active" else None
     numbers = [m.sms_e164 for m in audience if m.sms_e164]
@@ -197,6 +221,7 @@ def build_plan(
     except PlanRefused as exc:
         outcome.refused_reason, outcome.status = str(exc), "refused"
         return outcome, [], sender, config
+    summary.held_out = len(held_out)
     outcome.summary = summary
     return outcome, planned, sender, config
 
@@ -239,6 +264,8 @@ def plan_campaign(
             refused_reason=outcome.refused_reason,
             request_key=request_key,
             created_by=created_by,
+            holdout_pct=outcome.holdout_pct,
+            holdout_seed=outcome.holdout_seed,
             conversation=is_reply,
             counts=outcome.summary.as_dict(),
             started_at=None if scheduled or outcome.refused_reason else now,
@@ -252,6 +279,7 @@ def plan_campaign(
                 session=session,
                 campaign=campaign,
                 planned=planned,
+                held_out=outcome.held_out_ids,
                 sender_name=sender.display_name,
                 chunk_size=settings.chunk_size,
                 kind=kind,
@@ -270,7 +298,8 @@ def _report_plan(outcome: PlanOutcome, request: CampaignRequest) -> None:
     else:
         s = outcome.summary
         log.info(
-            "campaign %s %s: %d recipients, %d SMS (%d deferred), %d email, %d undeliverable",
+            "campaign %s %s: %d recipients, %d SMS (%d deferred), %d email, %d undeliverable, "
+            "%d held out",
             outcome.campaign_id if outcome.campaign_id is not None else "(dry run)",
             "planned" if outcome.campaign_id is not None else "previewed",
             s.recipients,
@@ -278,6 +307,7 @@ def _report_plan(outcome: PlanOutcome, request: CampaignRequest) -> None:
             s.deferred,
             s.email,
             s.undeliverable,
+            s.held_out,
         )
     if not in_prefect_run():
         return
@@ -339,6 +369,15 @@ def preview_markdown(outcome: PlanOutcome, request: CampaignRequest | None = Non
         f"hours, {s.opt_in_notices} opt-in notices first), **{s.email}** by email, "
         f"**{s.undeliverable}** undeliverable.",
         "",
+        *(
+            [
+                f"Held out at random: **{s.held_out}** students ({outcome.holdout_pct:g}% of "
+                f"the audience, seed {outcome.holdout_seed}) get nothing: the control group.",
+                "",
+            ]
+            if outcome.holdout_pct
+            else []
+        ),
         f"Segments per SMS after variables: min {s.segments_min}, max {s.segments_max}, "
         f"total {s.segments_total} ({encodings or '-'}). Quota needed: {s.quota_units}.",
     ]

@@ -105,6 +105,11 @@ def _human_send(d: dict[str, Any]) -> str:
         f"quota needed {d['quota_units']}",
         "  why: " + ", ".join(f"{k} {v}" for k, v in d["by_reason"].items()),
     ]
+    if d.get("holdout_pct"):
+        lines.append(
+            f"  held out {d.get('held_out', 0)} ({d['holdout_pct']:g}% at random, seed "
+            f"{d['holdout_seed']}): they get nothing"
+        )
     if d.get("empty_variables"):
         lines.append(
             "  empty variables: "
@@ -179,6 +184,42 @@ CaseloadOpt = Annotated[
 StudentOpt = Annotated[
     list[str] | None, typer.Option("--student", help="Student SIS id (repeatable).")
 ]
+HoldoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--holdout",
+        metavar="PCT",
+        help="Hold out this share (0-50 %) of the audience at random, within each program: "
+        "they get nothing (a control group for `nudge campaigns outcome`).",
+    ),
+]
+HoldoutSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--holdout-seed",
+        metavar="N",
+        help="Seed of the holdout draw (same seed, same students); default: derived from "
+        "the sender, message and audience, so preview and send agree.",
+    ),
+]
+
+
+def _request(as_json: bool, **fields: Any) -> Any:
+    """The campaign request, or exit 2 naming the option that is wrong."""
+    from pydantic import ValidationError
+
+    from domain.campaign import CampaignRequest
+
+    options = {"holdout_pct": "--holdout", "holdout_seed": "--holdout-seed"}
+    try:
+        return CampaignRequest(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{options.get(str(e['loc'][0]), str(e['loc'][0])) if e['loc'] else 'request'}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        fail(problems, as_json=as_json, code=2)
 
 
 def send(
@@ -203,17 +244,20 @@ def send(
             "--dry-run", help="Preview only: counts by channel and reason, exact segments."
         ),
     ] = False,
+    holdout: HoldoutOpt = 0.0,
+    holdout_seed: HoldoutSeedOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Text a group of students (filters combine with AND; repeated values with OR)."""
-    from domain.campaign import CampaignRequest
-
-    request = CampaignRequest(
+    request = _request(
+        json_out,
         sender_id=sender,
         message=message,
         send_at=_when(at, json_out),
         dry_run=dry_run,
         audience=_audience(tag, program, degree, risk_level, course, caseload, student),
+        holdout_pct=holdout,
+        holdout_seed=holdout_seed,
     )
     if prefect_server_configured() and not dry_run:
         from flows.send_campaign import send_campaign
@@ -243,6 +287,8 @@ def preview(
     course: CourseOpt = None,
     caseload: CaseloadOpt = None,
     student: StudentOpt = None,
+    holdout: HoldoutOpt = 0.0,
+    holdout_seed: HoldoutSeedOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Preview a campaign for the real audience: SMS vs email and why, exact segments."""
@@ -258,6 +304,8 @@ def preview(
         student=student,
         at=None,
         dry_run=True,
+        holdout=holdout,
+        holdout_seed=holdout_seed,
         json_out=json_out,
     )
 
