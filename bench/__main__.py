@@ -35,6 +35,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "mailbox": ("bench_mailbox.py", [], ["--mails", "200"]),
     "report": ("bench_report.py", [], []),
     "scale": ("bench_scale.py", [], ["--messages", "5000"]),
+    "outcomes": ("bench_outcomes.py", [], ["--recipients", "10000", "--replies", "2000"]),
 }
 
 

@@ -27,7 +27,7 @@ from adapters.twilio.errors import GatewayError
 from models.away import away_answers_due
 from nudge import wiring
 from nudge.settings import Settings
-from tasks import keyword_replies, notify, poll_lease, replies, reply, statuses
+from tasks import keyword_replies, notify, outcomes, poll_lease, replies, reply, statuses, urgent
 from tasks.env import Env
 from tasks.poll_options import PollOptions
 from tasks.runtime import Stopwatch, as_dict, run_logger, stepper
@@ -42,6 +42,8 @@ POLL_KEYS = (
     "help",
     "replies",
     "flagged",
+    "urgent",
+    "urgent_alerts_sent",
     "notifications_sent",
     "unknown_senders",
     "statuses_updated",
@@ -120,6 +122,10 @@ def _poll(
             result |= as_dict(refreshed)
         except Exception as exc:
             result["errors"].append(failed_step("statuses", exc))
+        try:  # inside a Prefect run: each recent campaign's outcomes table, refreshed
+            result["outcome_artifacts"] = outcomes.publish_outcomes(env)
+        except Exception as exc:
+            result["errors"].append(failed_step("outcomes", exc))
     finally:
         keeper.stop()
         poll_lease.drop_lease(env)
@@ -149,11 +155,19 @@ def send_follow_ups(
     result: dict[str, Any],
     seconds: dict[str, float],
 ) -> None:
-    """Send what storing replies put in the outbox: the staff notifications, then nudge's
-    own keyword answers, then the away messages of staff who are away
+    """Send what storing replies put in the outbox: first the on-call alerts of urgent
+    replies and their crisis-line answers (:func:`tasks.urgent.send_urgent`, figures
+    ``urgent_alerts_sent``, ``urgent_replies_sent``), then the staff notifications, then
+    nudge's own keyword answers, then the away messages of staff who are away
     (:func:`send_away_answers`, figures ``away_*``). Each step's figures go into ``result``
     (a failure into its ``errors``, and the other steps still run); the poll and the sweep
     both end with it."""
+    try:
+        sent = step(urgent.send_urgent)(env, options)
+        seconds["urgent"] = sent.seconds
+        result |= as_dict(sent)
+    except Exception as exc:
+        result["errors"].append(failed_step("urgent alerts", exc))
     try:
         notified = step(notify.notify_staff)(env, options)
         seconds["notify"] = notified.seconds

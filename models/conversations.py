@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlmodel import Session
 
 from domain.names import display_name
@@ -158,6 +158,9 @@ class Conversation:
     last_reply_at: datetime
     last_reply: str
     last_channel: str = "sms"  # sms | email: how the last reply came
+    #: Unread urgent replies (crisis or safety phrases, ``domain/urgent.py``): the
+    #: conversation sorts first until they are read.
+    urgent: int = 0
 
     def as_dict(self, masker: Any = None) -> dict[str, Any]:
         """JSON-ready, with the number passed through ``masker`` when given."""
@@ -173,6 +176,7 @@ class Conversation:
             "replies": self.replies,
             "unread": self.unread,
             "flagged": self.flagged,
+            "urgent": self.urgent,
             "last_reply_at": self.last_reply_at.isoformat(),
             "last_reply": self.last_reply,
             "last_channel": self.last_channel,
@@ -186,7 +190,8 @@ def inbox(
     unread_only: bool = False,
     limit: int = 100,
 ) -> list[Conversation]:
-    """Conversations with replies (keywords aside), the most recent reply first.
+    """Conversations with replies (keywords aside): those with an unread urgent reply
+    first, then the most recent reply first.
 
     A conversation is (staff member, student), texts and emails alike; replies from an
     unknown number form one conversation per number.
@@ -194,6 +199,15 @@ def inbox(
     unknown_key = case((inbound_t.c.person_id.is_(None), inbound_t.c.from_e164), else_="")
     unread = func.sum(case((inbound_t.c.read_at.is_(None), 1), else_=0))
     flagged = func.sum(case((inbound_t.c.flagged_phrase.is_not(None), 1), else_=0))
+    urgent = func.sum(
+        case(
+            (
+                and_(inbound_t.c.urgent_phrase.is_not(None), inbound_t.c.read_at.is_(None)),
+                1,
+            ),
+            else_=0,
+        )
+    )
     stmt = (
         select(
             inbound_t.c.staff_person_id,
@@ -202,11 +216,16 @@ def inbox(
             func.count().label("replies"),
             unread.label("unread"),
             flagged.label("flagged"),
+            urgent.label("urgent"),
             func.max(inbound_t.c.id).label("last_id"),
         )
         .where(inbound_t.c.keyword == "none")
         .group_by(inbound_t.c.staff_person_id, inbound_t.c.person_id, unknown_key)
-        .order_by(func.max(inbound_t.c.received_at).desc(), func.max(inbound_t.c.id).desc())
+        .order_by(
+            case((urgent > 0, 0), else_=1),
+            func.max(inbound_t.c.received_at).desc(),
+            func.max(inbound_t.c.id).desc(),
+        )
         .limit(limit)
     )
     if staff_person_id is not None:
@@ -271,6 +290,7 @@ def inbox(
                 replies=int(g.replies),
                 unread=int(g.unread or 0),
                 flagged=int(g.flagged or 0),
+                urgent=int(g.urgent or 0),
                 last_reply_at=latest.received_at,
                 last_reply=latest.body,
                 last_channel=latest.channel or "sms",

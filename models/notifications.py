@@ -2,7 +2,8 @@
 
 Each reply's notification email is an outbox row created in the same transaction as the
 reply (:func:`models.outbox_loose.enqueue`, unique per reply), so it is sent exactly once
-however often polls run or crash. This module reads what each email shows, gives waiting
+however often polls run or crash. This module reads what each email shows (and what the
+on-call alert of an urgent reply shows, :func:`urgent_replies`), gives waiting
 notifications the staff member's address once a sync knows it, and turns the reply's
 ``notified`` true when the mail server accepted its email.
 
@@ -54,6 +55,8 @@ class PendingReply:
     #: The last messages of the conversation (this staff member and student) before the
     #: conversation's first new reply in the batch, oldest first; empty for unknown numbers.
     history: tuple[ThreadItem, ...] = ()
+    #: The crisis or safety phrase that made this reply urgent (``domain/urgent.py``).
+    urgent_phrase: str | None = None
 
 
 #: How many earlier messages a notification email quotes.
@@ -95,6 +98,7 @@ def replies_to_notify(
             original.c.sent_at,
             inbound_t.c.channel,
             inbound_t.c.person_id,
+            inbound_t.c.urgent_phrase,
         )
         .select_from(
             inbound_t.join(staff, staff.c.id == inbound_t.c.staff_person_id)
@@ -140,6 +144,7 @@ def replies_to_notify(
             o_sent,
             channel,
             student_id,
+            urgent,
         ) = r
         pending.append(
             PendingReply(
@@ -162,9 +167,116 @@ def replies_to_notify(
                 history=tuple(earlier.get((student_id, staff_id), ()))
                 if student_id is not None
                 else (),
+                urgent_phrase=urgent,
             )
         )
     return pending
+
+
+@dataclass(frozen=True, slots=True)
+class UrgentReply:
+    """An urgent reply (``urgent_phrase`` set), with what its on-call alert shows.
+
+    ``staff_*`` are None when the number texted belongs to no staff member; ``student_*``
+    when the sender is an unknown number."""
+
+    id: int
+    provider_sid: str
+    channel: str  # sms | email
+    from_e164: str
+    to_e164: str
+    body: str
+    received_at: datetime
+    urgent_phrase: str
+    student_person_id: int | None
+    student_sis_id: str | None
+    student_name: str | None
+    staff_person_id: int | None
+    staff_sis_id: str | None
+    staff_name: str | None
+
+
+def urgent_replies(*, session: Session, inbound_ids: Sequence[int]) -> list[UrgentReply]:
+    """The urgent replies among ``inbound_ids`` (keywords are never urgent), oldest first,
+    with the student and the staff member whose number (or conversation) they reached."""
+    if not inbound_ids:
+        return []
+    staff = aliased(person_t, name="staff")
+    student = aliased(person_t, name="student")
+    rows = session.execute(
+        select(
+            inbound_t.c.id,
+            inbound_t.c.provider_sid,
+            inbound_t.c.channel,
+            inbound_t.c.from_e164,
+            inbound_t.c.to_e164,
+            inbound_t.c.body,
+            inbound_t.c.received_at,
+            inbound_t.c.urgent_phrase,
+            inbound_t.c.person_id,
+            student.c.sis_id,
+            student.c.first_name,
+            student.c.preferred_name,
+            student.c.last_name,
+            inbound_t.c.staff_person_id,
+            staff.c.sis_id,
+            staff.c.first_name,
+            staff.c.preferred_name,
+            staff.c.last_name,
+        )
+        .select_from(
+            inbound_t.outerjoin(staff, staff.c.id == inbound_t.c.staff_person_id).outerjoin(
+                student, student.c.id == inbound_t.c.person_id
+            )
+        )
+        .where(
+            inbound_t.c.id.in_(sorted(set(inbound_ids))),
+            inbound_t.c.urgent_phrase.is_not(None),
+            inbound_t.c.keyword == "none",
+        )
+        .order_by(inbound_t.c.received_at, inbound_t.c.id)
+    ).all()
+    found: list[UrgentReply] = []
+    for r in rows:
+        (
+            rid,
+            sid,
+            channel,
+            from_e164,
+            to_e164,
+            body,
+            received_at,
+            phrase,
+            student_id,
+            st_sis,
+            st_first,
+            st_pref,
+            st_last,
+            staff_id,
+            sf_sis,
+            sf_first,
+            sf_pref,
+            sf_last,
+        ) = r
+        found.append(
+            UrgentReply(
+                id=rid,
+                provider_sid=sid,
+                channel=channel or "sms",
+                from_e164=from_e164 or "",
+                to_e164=to_e164 or "",
+                body=body,
+                received_at=received_at,
+                urgent_phrase=phrase,
+                student_person_id=student_id,
+                student_sis_id=st_sis,
+                student_name=display_name(st_first, st_pref, st_last, st_sis) if st_sis else None,
+                staff_person_id=staff_id,
+                staff_sis_id=sf_sis,
+                staff_name=display_name(sf_first, sf_pref, sf_last, sf_sis) if sf_sis else None,
+            )
+        )
+    return found
 
 
 def mark_notified(*, session: Session, ids: Sequence[int]) -> None:
@@ -202,7 +314,9 @@ def address_notifications(*, session: Session) -> int:
 __all__ = [
     "HISTORY_SIZE",
     "PendingReply",
+    "UrgentReply",
     "address_notifications",
     "mark_notified",
     "replies_to_notify",
+    "urgent_replies",
 ]

@@ -44,6 +44,7 @@ CONVERSATION_KINDS = (
     Kind.REPLY.value,
     Kind.OPT_IN_NOTICE.value,
     Kind.KEYWORD_REPLY.value,
+    Kind.URGENT_REPLY.value,
 )
 #: Skip reasons that are housekeeping, not news for the reader (an opt-in notice dropped).
 QUIET_SKIPS = ("not_needed", "already_introduced")

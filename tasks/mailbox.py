@@ -196,7 +196,8 @@ def record_mail(
             student_sis_id=student.sis_id,
             student_name=student.display_name,
             text=drop_sign_off(
-                mail.text, [staff.first_name, staff.preferred_name or "", staff.last_name]
+                mail.text,
+                [staff.first_name or "", staff.preferred_name or "", staff.last_name or ""],
             ),
         )
         if not answer.text.strip():

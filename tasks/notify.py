@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from domain.masking import mask_phone
 from domain.outbox import Kind, OutChannel, Status
+from domain.urgent import urgent_category
 from models.notifications import PendingReply, address_notifications
 from models.outbox_loose import loose_counts
 from models.threads import ThreadItem
@@ -85,7 +86,9 @@ def notification_text(
 
     With ``reply_by_email`` the email says to answer by replying to it (its Reply-To is the
     conversation's); else it gives the ``nudge reply`` command. A known student's email ends
-    with the last messages of the conversation before these replies."""
+    with the last messages of the conversation before these replies. When one of them is
+    urgent (:mod:`domain.urgent`), the subject begins ``URGENT:`` and the body with a line
+    saying why."""
     first = replies[0]
     who = first.student_name and f"{first.student_name} ({first.student_sis_id})"
     sender = who or "an unknown number"
@@ -93,6 +96,15 @@ def notification_text(
     subject = f"New reply from {sender}" if count == 1 else f"{count} new replies from {sender}"
     given = first.staff_name.split(" ")[0]
     parts = [f"Hello {given},", ""]
+    urgent = next((r.urgent_phrase for r in replies if r.urgent_phrase), None)
+    if urgent is not None:
+        subject = f"URGENT: {subject}"
+        parts = [
+            f"URGENT: this reads like a crisis or a safety concern ({urgent_category(urgent)}: "
+            f'"{urgent}"). Please read it now.',
+            "",
+            *parts,
+        ]
     for reply in replies:
         if reply.student_sis_id:
             how = "replied by email" if reply.channel == "email" else "replied"

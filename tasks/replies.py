@@ -13,18 +13,23 @@ One poll, in the order ``flows/poll_replies.py`` writes once:
 2. **store** (:func:`store_inbound`), one transaction: insert each inbound message once
    (unique sid), matched to the student by From, to the staff member by To, threaded to the
    SMS it answers; apply carrier keywords (STOP/START in the configured opt-out scope, HELP
-   recorded) and revocation phrases (flag + review pause); put what the reply asks for in
-   the outbox (the staff member's notification email, :mod:`tasks.notify`; nudge's own
-   keyword answer, :mod:`tasks.keyword_replies`, when ``SmsConfig.keyword_replies`` is on);
-   move the cursor. A crash before the commit leaves nothing behind and the next poll
-   fetches the same messages again; after it, the outbox rows exist exactly once.
-3. **notify** (:func:`tasks.notify.notify_staff`): send the waiting notification emails
+   recorded) and revocation phrases (flag + review pause); mark crisis and safety phrases
+   urgent (:func:`domain.urgent.detect_urgent`, keywords never); put what the reply asks
+   for in the outbox (an urgent reply's on-call alerts and crisis-line answer,
+   :mod:`tasks.urgent`; the staff member's notification email, :mod:`tasks.notify`; nudge's
+   own keyword answer, :mod:`tasks.keyword_replies`, when ``SmsConfig.keyword_replies`` is
+   on); move the cursor. A crash before the commit leaves nothing behind and the next poll
+   fetches the same messages again; after it, the outbox rows exist exactly once. After
+   the commit, the ``nudge.reply.urgent`` event is emitted once per urgent reply.
+3. **urgent** (:func:`tasks.urgent.send_urgent`): send the on-call alerts and crisis-line
+   answers first.
+4. **notify** (:func:`tasks.notify.notify_staff`): send the waiting notification emails
    through the outbox, one per reply, each marked, sent and recorded on its own (exactly
    once).
-4. **keyword replies** (:func:`tasks.keyword_replies.send_keyword_replies`): send nudge's own
+5. **keyword replies** (:func:`tasks.keyword_replies.send_keyword_replies`): send nudge's own
    keyword answers waiting in the outbox (Twilio answers keywords itself unless that is
    configured).
-5. **statuses** (:func:`tasks.statuses.refresh_statuses`): fetch the delivery status of
+6. **statuses** (:func:`tasks.statuses.refresh_statuses`): fetch the delivery status of
    recent SMS still in ``sent`` (bounded per poll) and apply what they teach: a number that
    cannot take SMS is disabled (30005, 30006, 21614, ...), 21610 means opted out.
 
@@ -57,6 +62,7 @@ from domain.consent import (
 from domain.keywords import Keyword, classify_keyword
 from domain.revocation import detect_revocation
 from domain.routing import ConsentSource
+from domain.urgent import detect_urgent
 from models.config import load_config
 from models.consent import institution_consent, last_decision_at, note_consent, set_consent
 from models.inbound import (
@@ -75,6 +81,7 @@ from tasks.keyword_replies import keyword_reply_row
 from tasks.notify import notification_rows
 from tasks.poll_options import ACTOR, PollOptions
 from tasks.runtime import Stopwatch, run_logger
+from tasks.urgent import emit_urgent_events, queue_urgent
 
 #: The poll cursor: the newest ``DateSent`` (Twilio's clock) of a committed listing.
 CURSOR = "inbound-messages"
@@ -169,6 +176,10 @@ class StoreReport:
     threaded: int = 0
     notifications_queued: int = 0
     keyword_replies_queued: int = 0
+    urgent: int = 0
+    urgent_alerts_queued: int = 0
+    urgent_replies_queued: int = 0
+    urgent_events: int = 0
     seconds: float = 0.0
 
 
@@ -219,6 +230,9 @@ def store_inbound(
                 if keyword is Keyword.NONE
                 else None
             )
+            crisis = (
+                detect_urgent(m.body, config.urgent_phrases) if keyword is Keyword.NONE else None
+            )
             original = answered_message(threads.get((sender, number), ()), received)
             person_id = (
                 original.person_id
@@ -237,6 +251,7 @@ def store_inbound(
                     "in_reply_to_id": original.id if original is not None else None,
                     "keyword": keyword.value,
                     "flagged_phrase": phrase[:200] if phrase else None,
+                    "urgent_phrase": crisis[:200] if crisis else None,
                     # What a reply asks for is in the outbox (or needs nothing) once stored.
                     "handled": True,
                     "notified": False,
@@ -256,6 +271,11 @@ def store_inbound(
             _act(s, config, message, keyword, phrase, now, actor)
             if keyword is not Keyword.NONE and config.keyword_replies and row["staff_person_id"]:
                 answers.append(keyword_reply_row(row, inserted[sid], keyword, config, now))
+        # Urgent replies first: their alerts have the lowest outbox ids of this commit.
+        urgent = queue_urgent(s, env, config, list(inserted.values()), now)
+        report.urgent = len(urgent.replies)
+        report.urgent_alerts_queued = urgent.alerts
+        report.urgent_replies_queued = urgent.answers
         tz = ZoneInfo(config.timezone)
         notices = notification_rows(
             replies_to_notify(session=s, inbound_ids=list(inserted.values())),
@@ -272,10 +292,12 @@ def store_inbound(
         if checkpoint is not None:
             checkpoint("stored")
         s.commit()
+    # After the commit: a crash here loses the events, never the alerts (in the outbox).
+    report.urgent_events = emit_urgent_events(urgent.replies)
     report.seconds = clock.lap()
     run_logger().info(
         "stored %d new inbound (%d duplicates): %d replies, %d STOP, %d START, %d HELP, "
-        "%d flagged, %d from unknown senders",
+        "%d flagged, %d urgent, %d from unknown senders",
         report.new,
         report.duplicates,
         report.replies,
@@ -283,6 +305,7 @@ def store_inbound(
         report.opt_ins,
         report.help,
         report.flagged,
+        report.urgent,
         report.unknown_senders,
     )
     return report

@@ -79,6 +79,27 @@ def prose(value: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(value, quote=True))
 
 
+def page_start(title: str) -> list[str]:
+    """The opening of every page nudge writes, up to its ``<h1>``: no script, nothing from
+    the network (``CSP``), no referrer, the shared stylesheet (the data-quality report and
+    the outreach digest)."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{escape(CSP, quote=True)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="referrer" content="no-referrer">',
+        f"<title>{text(title)}</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        f"<h1>{text(title)}</h1>",
+    ]
+
+
 def render_report_html(page: PageInput) -> str:
     """The whole page: headline, alert, failed checks with how to fix them, why students
     cannot be texted, breakdowns, the trend chart, follow-up lists and links to the detail."""
@@ -93,19 +114,7 @@ def render_report_html(page: PageInput) -> str:
         else "First run: nothing to compare with."
     )
     out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{escape(CSP, quote=True)}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="referrer" content="no-referrer">',
-        f"<title>{text(title)}</title>",
-        f"<style>{STYLE}</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        f"<h1>{text(title)}</h1>",
+        *page_start(title),
         f'<p class="lead">{text(format_figure(m.get("students", 0)))} active students; '
         f"{text(format_figure(m.get('sms_reachable_pct')))}% can be texted; "
         f"{len(passed)} check(s) passed, {len(failed)} failed. {text(since)}</p>",
@@ -373,4 +382,12 @@ def _details(page: PageInput) -> list[str]:
     return out
 
 
-__all__ = ["CARD_KEYS", "CSP", "PREVIEW_ROWS", "PageInput", "href", "render_report_html"]
+__all__ = [
+    "CARD_KEYS",
+    "CSP",
+    "PREVIEW_ROWS",
+    "PageInput",
+    "href",
+    "page_start",
+    "render_report_html",
+]

@@ -143,11 +143,65 @@ def _human_show(d: dict[str, Any]) -> str:
         f"{result['undeliverable']} undeliverable; "
         f"{result.get('opt_in_notices_sent', 0)} opt-in notices sent"
     )
+    if result.get("held_out") or d.get("holdout_pct"):
+        lines.append(
+            f"  held out {result.get('held_out', 0)} ({d.get('holdout_pct') or 0:g}% at random, "
+            f"seed {d.get('holdout_seed')}): sent nothing"
+        )
     lines += [f"  {k:<24} {v}" for k, v in sorted(result["by_status"].items())]
     lines.append("  why:")
     lines += [f"    {k:<22} {v}" for k, v in sorted(result["by_reason"].items())] or ["    -"]
     lines += pending_lines(d)
     return "\n".join(lines)
+
+
+@campaigns_app.command("stats")
+def campaigns_stats(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Did the nudge work? Delivery, replies, opt-outs and reply times of a campaign.
+
+    A reply counts when it is threaded to the campaign's text, or reached its sender (by
+    text or email) after the student's text and before the sender's next campaign to them;
+    STOP, START and HELP are not replies. Delivery is over the SMS handed to Twilio.
+    """
+    from models.outcomes import campaign_stats
+
+    try:
+        with session() as s:
+            stats = campaign_stats(session=s, campaign_id=campaign_id)
+            zone = institution_zone(s)
+    except LookupError as exc:
+        fail(str(exc), as_json=json_out, code=2)
+    data = {**stats.as_dict(), "first_sent_at": local_iso(stats.first_sent_at, zone)}
+    emit(data, as_json=json_out, human=lambda d: _human_stats(d, zone))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _human_stats(d: dict[str, Any], zone: str) -> str:
+    failed = ", ".join(f"{code}: {n}" for code, n in d["failed_by_code"].items()) or "-"
+    median = d["median_reply_minutes"]
+    rows = [
+        ("first sent", local_time(d["first_sent_at"], zone)),
+        ("recipients", f"{d['recipients']} ({d['held_out']} held out)"),
+        ("SMS / email / none", f"{d['sms']} / {d['email']} / {d['undeliverable']}"),
+        ("delivered", f"{_pct(d['delivered_pct'])} of {d['sms_handed']} SMS handed to Twilio"),
+        ("not delivered", failed),
+        ("replied", f"{_pct(d['reply_pct'])} ({d['replied']} students)"),
+        ("opted out", f"{_pct(d['opt_out_pct'])} ({d['opted_out']} students)"),
+        (
+            "median first reply",
+            "-"
+            if median is None
+            else f"{median:.1f} min ({_pct(d['first_reply_within_1h_pct'])} within an hour)",
+        ),
+    ]
+    head = f"campaign {d['campaign_id']} ({d['kind']}, {d['status']}): outcomes"
+    return "\n".join([head, *(f"  {name:<20} {value}" for name, value in rows)])
 
 
 @campaigns_app.command("cancel")

@@ -26,6 +26,7 @@ ARROWS = {"out": "→", "in": "←"}
 _KIND_LABELS = {
     "opt_in_notice": "opt-in notice",
     "keyword_reply": "keyword answer",
+    "urgent_reply": "crisis-line answer",
     "stop": "STOP",
     "start": "START",
     "help": "HELP",

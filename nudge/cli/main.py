@@ -20,12 +20,14 @@ from nudge.cli import (
     conversation_cmds,
     mail_cmds,
     outbox_cmds,
+    outcome_cmds,  # noqa: F401 - registers `campaigns outcome` on import
     phones_cmds,
     reply_cmds,
     report_cmds,
     roles_cmds,
     send_cmds,
     serve_cmds,
+    staff_cmds,
     sync_cmds,
     webhooks_cmds,
 )
@@ -76,6 +78,7 @@ phones_cmds.register(app)
 admin_cmds.register(app)
 outbox_cmds.register(app)
 serve_cmds.register(app)
+staff_cmds.register(app)
 webhooks_cmds.register(app)
 _register_sandbox()
 app.add_typer(sandbox_app, name="sandbox")

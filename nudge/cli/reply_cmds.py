@@ -218,7 +218,8 @@ def inbox_cmd(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Conversations with replies, the most recent first.
+    """Conversations with replies: those with an unread urgent reply first (marked
+    "!! URGENT"), then the most recent first.
 
     Shows the student (or the unknown number), the staff member, the last reply (texts and
     emails) and how many are unread. With --mark-read, marks replies read instead.
@@ -332,11 +333,12 @@ def _human_inbox(d: dict[str, Any], zone: str) -> str:
         who = f"{c['student_name']} ({c['student_id']})" if c["student_id"] else c["from"]
         staff = c["staff_id"] or "(not a staff number)"
         flag = "  [flagged]" if c["flagged"] else ""
+        mark = f"!! URGENT ({c['urgent']} unread) " if c.get("urgent") else ""
         text = c["last_reply"].replace("\n", " ")
         text = text if len(text) <= 70 else text[:67] + "..."
         how = " by email" if c.get("last_channel") == "email" else ""
         lines.append(
-            f"{who} -> {staff}: {c['unread']} unread of {c['replies']}, "
+            f"{mark}{who} -> {staff}: {c['unread']} unread of {c['replies']}, "
             f"last {local_time(c['last_reply_at'], zone)}{how}{flag}\n    {text}"
         )
     return "\n".join(lines)

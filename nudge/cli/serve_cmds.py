@@ -121,6 +121,7 @@ def deployments(timezone: str, *, mailbox: bool = False) -> list[Any]:
 
     from flows.data_quality import data_quality
     from flows.dispatch_due import dispatch_due
+    from flows.outreach_digest import outreach_digest
     from flows.poll_replies import poll_replies
     from flows.reconcile_replies import reconcile_replies
     from flows.send_campaign import campaign_worker, send_campaign
@@ -152,6 +153,9 @@ def deployments(timezone: str, *, mailbox: bool = False) -> list[Any]:
                 Cron("15 3 * * *", timezone=timezone, parameters={"hours": 48}),
             ],
             enforce_parameter_schema=True,
+        ),
+        outreach_digest.to_deployment(
+            name="outreach-digest", schedule=Cron("0 7 * * 1", timezone=timezone)
         ),
     ]
     if mailbox:

@@ -50,6 +50,7 @@ SERVED = [
     "dispatch-due/dispatch-due",
     "poll-replies/poll-replies",
     "reconcile-replies/reconcile-replies",
+    "outreach-digest/outreach-digest",
 ]
 
 

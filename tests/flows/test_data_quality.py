@@ -387,10 +387,13 @@ def captured_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def no_events(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Records any attempt to get Prefect's events worker (which, with no API configured,
-    would start a temporary server); the test asserts there was none."""
+def no_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """No Prefect API configured (even when an earlier test of the session started the
+    Prefect test server, which sets one for the rest of the session), and any attempt to get
+    Prefect's events worker (which would then start a temporary server) recorded; the test
+    asserts there was none."""
     from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     attempts: list[Any] = []
 
@@ -399,7 +402,8 @@ def no_events(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         raise RuntimeError("no Prefect API: no event should be emitted")
 
     monkeypatch.setattr(EventsWorker, "instance", refuse)
-    return attempts
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield attempts
 
 
 def test_trend_across_three_runs_with_alert_email_but_no_event_without_prefect_api(
@@ -885,6 +889,7 @@ def test_flow_run_creates_artifacts_and_emits_the_alert_event(
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
     from prefect.events.clients import AssertingEventsClient
     from prefect.events.worker import EventsWorker
 
@@ -919,9 +924,12 @@ def test_flow_run_creates_artifacts_and_emits_the_alert_event(
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["data-quality-summary", "data-quality-missing-cell"])
-            )
+            ),
+            sort=ArtifactSort.CREATED_DESC,
         )
-    by_key = {a.key: a for a in found}
+    by_key: dict[str | None, Any] = {}
+    for artifact in found:  # this run's, the newest (other tests share the Prefect server)
+        by_key.setdefault(artifact.key, artifact)
     assert set(by_key) == {"data-quality-summary", "data-quality-missing-cell"}
     summary = str(by_key["data-quality-summary"].data)
     assert "SMS reachable (%) | 85.00" in summary and "ALERT" in summary
@@ -1024,6 +1032,7 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
         "poll-replies",
         "poll-mailbox",
         "reconcile-replies",
+        "outreach-digest",
     }
     for deployment in deployments.values():
         path = deployment["entrypoint"].partition(":")[0]
@@ -1039,6 +1048,9 @@ def test_prefect_yaml_holds_every_deployment_and_the_sync_trigger() -> None:
         (s.get("cron"), s["parameters"]) for s in deployments["reconcile-replies"]["schedules"]
     ] == [("0,30 * * * *", {"hours": 2}), ("15 3 * * *", {"hours": 48})]
     assert deployments["send-campaign"]["enforce_parameter_schema"] is True
+    assert deployments["outreach-digest"]["schedules"] == [
+        {"cron": "0 7 * * 1", "timezone": "America/New_York"}
+    ]
     trigger = server_trigger(
         DeploymentEventTrigger.model_validate(deployments["data-quality"]["triggers"][0])
     )

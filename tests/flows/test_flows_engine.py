@@ -109,14 +109,21 @@ def task_runs(flow_run_id: Any, name: str, *, at_least: int, timeout: float = 30
 
 
 def artifacts(keys: list[str]) -> dict[str, Any]:
+    """The newest artifact of each key: the session's tests share one Prefect server, and
+    an earlier test's campaign 1 left artifacts under the same keys."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)),
+            sort=ArtifactSort.CREATED_DESC,
         )
-    return {a.key: a for a in found}
+    newest: dict[str, Any] = {}
+    for artifact in found:
+        newest.setdefault(str(artifact.key), artifact)
+    return newest
 
 
 @pytest.mark.slow
