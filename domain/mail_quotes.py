@@ -132,9 +132,32 @@ def _wrote_header(lines: list[str], i: int) -> int:
         joined = f"{joined} {line}".strip()
         if len(joined) > 600:
             break
-        if _WROTE.match(joined) or _ADDR_WROTE.match(joined):
+        if (_WROTE.match(joined) or _ADDR_WROTE.match(joined)) and _HEADERISH.search(joined):
             return span
     return 0
+
+
+#: A real "On … wrote:" header carries a date, a time or an address; "On Monday, bring the
+#: essay you wrote:" is a sentence.
+_HEADERISH = re.compile(r"\d|@")
+
+
+def _only_history_after(lines: list[str], i: int) -> bool:
+    """True when nothing but blank lines or quoted history follows line ``i``: a "Sent from
+    my iPhone" there is a footer; followed by more of the answer it is a sentence."""
+    for j in range(i + 1, len(lines)):
+        stripped = lines[j].strip()
+        if not stripped:
+            continue
+        return bool(
+            _is_quote(lines[j])
+            or _wrote_header(lines, j)
+            or _ORIGINAL.match(stripped)
+            or _FORWARD.match(stripped)
+            or _SEPARATOR.match(stripped)
+            or _outlook_block(lines, j)
+        )
+    return True
 
 
 def _header_name(line: str) -> str | None:
@@ -188,7 +211,11 @@ def _new_text(lines: list[str], *, bottom: bool) -> str:
             _ORIGINAL.match(stripped)
             or _FORWARD.match(stripped)
             or _SIGNATURE.match(line)
-            or (_SENT_FROM.match(stripped) and len(stripped) <= _MAX_SENT_FROM)
+            or (
+                _SENT_FROM.match(stripped)
+                and len(stripped) <= _MAX_SENT_FROM
+                and _only_history_after(lines, i)
+            )
             or _outlook_block(lines, i)
         ):
             cut = i
@@ -354,11 +381,44 @@ _MAX_SIGN_OFF = 60
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+#: Words a closing may hold besides the writer's name.
+_CLOSINGS = frozenset(
+    {
+        "best",
+        "thanks",
+        "thank",
+        "you",
+        "regards",
+        "kind",
+        "warm",
+        "warmly",
+        "cheers",
+        "sincerely",
+        "take",
+        "care",
+        "talk",
+        "soon",
+        "see",
+        "later",
+        "all",
+        "the",
+        "very",
+        "many",
+        "yours",
+        "cordially",
+        "respectfully",
+        "gracias",
+        "saludos",
+    }
+)
+
+
 def drop_sign_off(text: str, names: Iterable[str]) -> str:
     """``text`` without its closing sign-off: a last paragraph of at most three short lines
-    (60 characters in all) that names the writer (``names``: their first, preferred or last
-    name), such as ``Tess``, ``— Tess``, ``Best,\nTess Adams`` or ``Thanks! Tess``. A
-    student should get the answer, not the signature; anything longer is kept."""
+    (60 characters in all) made of the writer's name (``names``: their first, preferred or
+    last name) and closing words only, such as ``Tess``, ``— Tess``, ``Best,\nTess Adams``
+    or ``Thanks! Tess``. A student should get the answer, not the signature; a paragraph
+    with any other word (``Adams Hall, room 210``, ``Ask Tess at the desk``) is kept."""
     wanted = {n.casefold() for name in names for n in _WORD.findall(name or "")}
     body = text.rstrip()
     head, sep, last = body.rpartition("\n\n")
@@ -367,8 +427,12 @@ def drop_sign_off(text: str, names: Iterable[str]) -> str:
     lines = [line.strip() for line in last.splitlines() if line.strip()]
     if not lines or len(lines) > 3 or len(" ".join(lines)) > _MAX_SIGN_OFF:
         return text
-    words = {w.casefold() for w in _WORD.findall(" ".join(lines))}
-    return head.rstrip() if words & wanted else text
+    if any(ch.isdigit() for ch in last):
+        return text
+    words = [w.casefold() for w in _WORD.findall(" ".join(lines))]
+    named = any(w in wanted for w in words)
+    only_closing = all(w in wanted or w in _CLOSINGS for w in words)
+    return head.rstrip() if named and only_closing else text
 
 
 __all__ = ["clean_text", "drop_sign_off", "html_to_text", "new_text", "tidy"]

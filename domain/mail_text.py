@@ -36,6 +36,7 @@ from email import message_from_bytes
 from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
+from email.policy import default as default_policy
 from email.utils import collapse_rfc2231_value, parseaddr
 from typing import TypeVar
 
@@ -92,6 +93,8 @@ class IncomingMail:
     text: str
     full_text: str
     auto_reply: bool
+    auth_failed: bool = False
+    """The receiving server recorded a DMARC failure for the From domain."""
 
 
 # --- text cleaning ---------------------------------------------------------------------------
@@ -191,15 +194,35 @@ def header_fields(raw: bytes) -> HeaderFields:
 
 
 def _sender(value: str) -> tuple[str, str]:
-    """(addr-spec lower-cased, display name) of a From value; "" for what is not there."""
+    """(addr-spec lower-cased, display name) of a From value; "" for what is not there.
+
+    Strict: the value must hold exactly one clean address, and the standard library's two
+    parsers (``parseaddr`` and the header registry of ``email.policy.default``) must agree
+    on it. ``t1@college.edu)<evil@x.com>`` reads as ``t1@college.edu`` to an unpatched
+    ``parseaddr`` (CVE-2023-27043) while a mail server reads ``evil@x.com``: such a From is
+    refused ("") rather than trusted."""
     try:
         name, addr = parseaddr(value)
+        header = default_policy.header_factory("From", value)
+        found = [a for g in header.groups for a in g.addresses]
+        defects = list(header.defects)
     except Exception:
         return "", ""
     addr = addr.strip().lower()
     if not _ADDR_SPEC.fullmatch(addr):
         addr = ""
+    if len(found) != 1 or defects or found[0].addr_spec.strip().lower() != addr:
+        addr = ""
     return addr, _one_line(_decode_words(name))
+
+
+def _auth_failed(msg: Message) -> bool:
+    """True when a receiving server of ours stamped ``Authentication-Results`` with a
+    DMARC failure: the From domain did not authenticate the mail (a forged sender)."""
+    return any(
+        re.search(r"\bdmarc\s*=\s*fail\b", value, re.IGNORECASE)
+        for value in _values(msg, "Authentication-Results")
+    )
 
 
 def _is_auto_reply(msg: Message) -> bool:
@@ -317,7 +340,12 @@ def parse_mail(raw: bytes) -> IncomingMail:
         text = _safe(lambda: new_text(html_to_text(markup)), "")
     else:
         full = text = ""
+    if not fields.message_id:  # the same mail relayed twice differs in its Received lines
+        date = _safe(lambda: _one_line(_first(msg, "Date")), "")
+        same = "\n".join((from_addr, date, subject, full))
+        digest_key = "sha256:" + hashlib.sha256(same.encode("utf-8", "replace")).hexdigest()
     return IncomingMail(
+        auth_failed=_safe(lambda: _auth_failed(msg), False),
         key=fields.message_id or digest_key,
         message_id=fields.message_id,
         from_addr=from_addr,

@@ -61,6 +61,16 @@ def reply_address(base: str, token: str) -> str:
     return f"{local}+{token}@{domain}"
 
 
+def tokens_in(base: str, addresses: list[str]) -> list[str]:
+    """Every distinct token (lower-cased) that ``addresses`` carry on ``base``, in order."""
+    found: list[str] = []
+    for _name, addr in getaddresses(addresses):
+        token = token_in(base, [addr])
+        if token is not None and token.lower() not in found:
+            found.append(token.lower())
+    return found
+
+
 def token_in(base: str, addresses: list[str]) -> str | None:
     """The token of the first of ``addresses`` (header values such as To, Cc, Delivered-To)
     that is ``base`` plus a tag, or None when none is. The tag is returned as written; an
@@ -76,4 +86,12 @@ def token_in(base: str, addresses: list[str]) -> str | None:
     return None
 
 
-__all__ = ["MAC_HEX", "ReplyPair", "make_token", "read_token", "reply_address", "token_in"]
+__all__ = [
+    "MAC_HEX",
+    "ReplyPair",
+    "make_token",
+    "read_token",
+    "reply_address",
+    "token_in",
+    "tokens_in",
+]

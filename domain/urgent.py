@@ -109,6 +109,19 @@ DEFAULT_URGENT_PHRASES: Final[Mapping[str, tuple[str, ...]]] = {
         "quiero matarme",
         "suicidarme",
         "no quiero vivir",
+        "me quiero suicidar",
+        "me voy a matar",
+        "hang myself",
+        "shoot myself",
+        "slit my wrists",
+        "cut my wrists",
+        "took a bunch of pills",
+        "took all my pills",
+        "want to be dead",
+        "wish i was not alive",
+        "wish i were not alive",
+        "sucidal",
+        "suicidle",
     ),
     ABUSE: (
         "hits me",
@@ -138,6 +151,19 @@ DEFAULT_URGENT_PHRASES: Final[Mapping[str, tuple[str, ...]]] = {
         "scared to go home",
         "me golpea",
         "abusa de mi",
+        "he hit me",
+        "she hit me",
+        "he beats me",
+        "she beats me",
+        "dad beats me",
+        "mom beats me",
+        "father beats me",
+        "mother beats me",
+        "boyfriend beats me",
+        "girlfriend beats me",
+        "partner beats me",
+        "choking me",
+        "is abusive",
     ),
     DANGER: (
         "in danger",
@@ -166,6 +192,7 @@ DEFAULT_URGENT_PHRASES: Final[Mapping[str, tuple[str, ...]]] = {
         "call 911",
         "call the police",
         "estoy en peligro",
+        "got a gun",
     ),
 }
 
@@ -209,8 +236,15 @@ def urgent_words(text: str) -> tuple[str, ...]:
     spelled out (``"I don’t wanna"`` -> ``("i", "do", "not", "want", "to")``)."""
     words: list[str] = []
     for word in normalize_text(text).split():
+        if word == "self" and words and words[-1] in _SELF_PREFIXES:
+            words[-1] += "self"  # "kill my self", as texted, is "kill myself"
+            continue
         words.extend(_SPELLED_OUT.get(word, (word,)))
     return tuple(words)
+
+
+#: "my self", "him self"...: texted apart, read together.
+_SELF_PREFIXES: Final = frozenset({"my", "your", "him", "her", "it", "one"})
 
 
 _Index = dict[str, tuple[tuple[tuple[str, ...], str], ...]]

@@ -25,7 +25,7 @@ from prefect import flow
 
 from domain.mail_text import parse_mail
 from domain.outbox import Kind
-from domain.reply_tokens import token_in
+from domain.reply_tokens import tokens_in
 from nudge import wiring
 from nudge.settings import Settings
 from tasks import mailbox as mail_tasks
@@ -104,25 +104,25 @@ def run_mail_poll(
         mail_tasks.REVIEW: settings.imap_review_folder,
     }
     with open_box() as box:
-        ours: list[tuple[int, str]] = []
+        ours: list[tuple[int, list[str]]] = []
         for headers in box.headers():
-            token = token_in(base, list(headers.to))
-            if token is None:
+            tokens = tokens_in(base, list(headers.to))
+            if not tokens:
                 report.ignored += 1
             else:
-                ours.append((headers.uid, token))
+                ours.append((headers.uid, tokens))
         for batch in _batches(ours, FETCH_BATCH):
             raws = box.fetch([uid for uid, _ in batch])
             if checkpoint is not None:
                 checkpoint("fetched")
             moves: dict[str, list[int]] = {mail_tasks.HANDLED: [], mail_tasks.REVIEW: []}
-            for uid, token in batch:
+            for uid, tokens in batch:
                 raw = raws.get(uid)
                 if raw is None:
                     continue  # gone meanwhile (another poller moved it)
                 report.fetched += 1
                 try:
-                    folder = _handle(settings, env, parse_mail(raw), token, report, engine)
+                    folder = _handle(settings, env, parse_mail(raw), tokens, report, engine)
                 except Exception as exc:  # one mail never stops the others; it stays put
                     report.errors.append(f"mail uid {uid}: {type(exc).__name__}: {exc}")
                     run_logger().error("reply mailbox: mail uid %s failed", uid, exc_info=exc)
@@ -155,14 +155,14 @@ def _handle(
     settings: Settings,
     env: Env,
     mail: Any,
-    token: str,
+    tokens: list[str],
     report: mail_tasks.MailPollReport,
     engine: bool,
 ) -> str:
     """Record one mail and act on it; returns its folder role (handled or review)."""
     from flows.poll_replies import run_reply
 
-    step = mail_tasks.record_mail(env, mail, token, report)
+    step = mail_tasks.record_mail(env, mail, tokens, report)
     if isinstance(step, mail_tasks.Handled):
         return step.folder
     result = run_reply(

@@ -5,11 +5,13 @@ them), and when that sync ran.
 The groups (:func:`outcome_people`), from the campaign's own messages (not its opt-in
 notices):
 
-* **messaged**: the message went: SMS ``sent`` or ``delivered``, or an email (direct, or
-  the fallback of an SMS) handed to the mail server (:data:`domain.holdout.MESSAGED_STATES`);
+* **messaged**: every student the draw assigned to be messaged, whether or not the message
+  reached them (intention to treat: the draw, not the delivery, decides the group, so the
+  two groups stay comparable; students who cannot be reached are usually different);
 * **held out**: the row is ``held_out`` (the randomized holdout: they got nothing);
-* **not reached**: everything else (no address, opted out with no email, failed,
-  undelivered, cancelled, still pending): in neither group, counted apart.
+* **not reached**: of the messaged, those whose message did not go (no address, opted out
+  with no email, failed, undelivered, cancelled, still pending; the went states are
+  :data:`domain.holdout.MESSAGED_STATES`): counted apart, for the reader.
 
 Read-only; the caller owns the session.
 """
@@ -100,9 +102,9 @@ def outcome_people(*, session: Session, campaign_id: int) -> OutcomePeople:
         record: Record = (status, tags, program)
         if message_status == Status.HELD_OUT.value:
             people.held_out.append(record)
-        elif message_status in MESSAGED_STATES:
-            people.messaged.append(record)
-        else:
+            continue
+        people.messaged.append(record)
+        if message_status not in MESSAGED_STATES:
             people.not_reached += 1
     return people
 

@@ -136,19 +136,31 @@ def _receipt_values(mail: IncomingMail, kind: str, pair: ReplyPair | None) -> di
 
 
 def record_mail(
-    env: Env, mail: IncomingMail, token: str, report: MailPollReport
+    env: Env, mail: IncomingMail, tokens: list[str], report: MailPollReport
 ) -> StaffAnswer | Handled:
-    """Classify one mail that carries ``token`` and record it once: a student's answer is
-    stored (with its staff notification) here; a staff member's answer is returned for the
-    flow to send; refused and automatic mails are recorded and reported. A mail an earlier
-    pass handled is only moved again."""
+    """Classify one mail that carries ``tokens`` (its reply addresses, normally one) and
+    record it once: a student's answer is stored (with its staff notification) here; a
+    staff member's answer is returned for the flow to send; refused and automatic mails are
+    recorded and reported. A mail an earlier pass handled is only moved again.
+
+    Refused: an unknown or altered token, a From that is neither of the conversation's
+    people (or that the receiving server found forged: DMARC fail), and a mail addressed to
+    several conversations at once (one answer would reach one student silently)."""
     now = env.now()
+    token = tokens[0]
     with Session(env.engine, expire_on_commit=False) as s:
         pair = read_token(reply_key(env, s), token)
         staff = s.get(Person, pair.staff_person_id) if pair else None
         student = s.get(Person, pair.student_person_id) if pair else None
         reason: str | None = None
-        if pair is None:
+        if len(tokens) > 1:
+            reason = (
+                f"it is addressed to {len(tokens)} conversations at once; "
+                "answer each student in an email of its own"
+            )
+        elif mail.auth_failed:
+            reason = "the receiving mail server found its sender forged (DMARC fail)"
+        elif pair is None:
             reason = "the reply address carries an unknown or altered token"
         elif staff is None or staff.role != "staff" or student is None:
             reason = "the reply address names a conversation whose people no longer exist"
@@ -161,7 +173,9 @@ def record_mail(
         if reason is not None:
             kind = "refused"
         receipt = claim_receipt(
-            session=s, mail_key=mail.key[:200], values=_receipt_values(mail, kind, pair)
+            session=s,
+            mail_key=f"{mail.key[:150]}|{token[:48]}",  # one mail, one conversation
+            values=_receipt_values(mail, kind, pair),
         )
         s.commit()
         if receipt.status != RECEIVED:

@@ -102,7 +102,7 @@ def _human_outcome(d: dict[str, Any]) -> str:
         f"  held out   {_share(d['held_out'])}",
     ]
     if d["not_reached"]:
-        lines.append(f"  not reached {d['not_reached']} (in neither group)")
+        lines.append(f"  of the messaged, not reached: {d['not_reached']} (kept in the group)")
     if d["interval"] is not None:
         low, high = d["interval"]
         lines.append(

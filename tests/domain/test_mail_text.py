@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -211,9 +209,12 @@ def test_a_mail_without_message_id_gets_a_stable_content_key() -> None:
     raw = mail("Yes.\n", "Subject: no id")
     first, again = parse_mail(raw), parse_mail(bytes(raw))
     assert first.message_id is None
-    assert first.key == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert first.key.startswith("sha256:") and len(first.key) == 7 + 64
     assert again.key == first.key
-    assert parse_mail(raw + b"!").key != first.key
+    # The same mail relayed twice (one more Received line) is the same mail ...
+    assert parse_mail(b"Received: from relay.example by mx\r\n" + raw).key == first.key
+    # ... another text is not.
+    assert parse_mail(mail("No.\n", "Subject: no id")).key != first.key
 
 
 @pytest.mark.parametrize(
@@ -482,6 +483,18 @@ SIGN_OFFS = [
     ("thanks-name", "Got it.\n\nThanks! Tess", "Got it."),
     ("no-blank-line-kept", "Tess here: Tuesday works.", "Tess here: Tuesday works."),
     ("other-name-kept", "Ask Omar.\n\nOmar Reyes", "Ask Omar.\n\nOmar Reyes"),
+    # Found by trying to break it: a last paragraph that names the writer is not always
+    # a sign-off.
+    (
+        "a-place-named-after-them-kept",
+        "Yes, come by tomorrow at 3.\n\nAdams Hall, room 210.",
+        "Yes, come by tomorrow at 3.\n\nAdams Hall, room 210.",
+    ),
+    (
+        "their-name-in-a-sentence-kept",
+        "Hi.\n\nAsk Tess at the desk.",
+        "Hi.\n\nAsk Tess at the desk.",
+    ),
     (
         "long-paragraph-kept",
         "Hi.\n\nTess will be at the front desk all afternoon to help you with it.",
@@ -497,3 +510,31 @@ def test_a_sign_off_naming_the_writer_is_dropped(text: str, expected: str) -> No
     from domain.mail_quotes import drop_sign_off
 
     assert drop_sign_off(text, ["Tess", "", "Adams"]) == expected
+
+
+BROKEN_BY_AN_OUTSIDER = [
+    (
+        "sent-via-in-a-sentence",
+        "Hi Ana,\nSent via FedEx today, your I-20 arrives Thursday.\nCall me if it does not.",
+        "Hi Ana,\nSent via FedEx today, your I-20 arrives Thursday.\nCall me if it does not.",
+    ),
+    (
+        "on-wrote-in-a-sentence",
+        "On Monday, bring the essay you wrote:\nthe one about your family.\nSee you then.",
+        "On Monday, bring the essay you wrote:\nthe one about your family.\nSee you then.",
+    ),
+    (
+        "sent-from-footer-still-cut",
+        "See you at 3.\n\nSent from my iPhone\n\nOn Mon, Dec 7, 2026 at 9:00 AM a@x.edu wrote:\n> hi",
+        "See you at 3.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [r[1:] for r in BROKEN_BY_AN_OUTSIDER],
+    ids=[r[0] for r in BROKEN_BY_AN_OUTSIDER],
+)
+def test_sentences_that_look_like_reply_furniture_are_kept(text: str, expected: str) -> None:
+    assert new_text(text) == expected

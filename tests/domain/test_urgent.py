@@ -30,6 +30,20 @@ TRUE, ACCEPTED, NEGATIVE = "true positive", "accepted false positive", "true neg
 TABLE = [
     # --- true positives: self-harm and suicide ---------------------------------------
     ("kill-myself", "I want to kill myself", "kill myself", TRUE),
+    # Found by trying to break it: "my self" apart, and forms the first list missed.
+    ("kill-my-self-apart", "i want to kill my self", "kill myself", TRUE),
+    ("cut-my-self-apart", "i cut my self again", "cut myself", TRUE),
+    ("hang", "i want to hang myself", "hang myself", TRUE),
+    ("pills", "i took a bunch of pills", "took a bunch of pills", TRUE),
+    ("wrists", "thinking about slit my wrists", "slit my wrists", TRUE),
+    ("es-suicidar", "me quiero suicidar", "me quiero suicidar", TRUE),
+    ("misspelled", "im feeling sucidal", "sucidal", TRUE),
+    ("not-alive", "I wish I wasn't alive", "wish i was not alive", TRUE),
+    ("he-hit-me", "he hit me last night", "he hit me", TRUE),
+    ("dad-beats-me", "my dad beats me", "dad beats me", TRUE),
+    ("choking", "he's choking me", "choking me", TRUE),
+    ("got-a-gun", "he's got a gun", "got a gun", TRUE),
+    ("beats-me-idiom", "beats me, no idea when it's due", None, NEGATIVE),
     ("dont-want-to-live", "i dont want to live anymore", "don't want to live", TRUE),
     ("curly-apostrophe", "I don’t want to live anymore", "don't want to live", TRUE),
     ("wanna", "honestly i dont wanna live", "don't want to live", TRUE),
@@ -53,7 +67,7 @@ TABLE = [
     ("not-safe-at-home", "I'm not safe at home", "not safe at home", TRUE),
     ("dont-feel-safe", "I don't feel safe at home", "don't feel safe at home", TRUE),
     ("being-abused", "I'm being abused", "being abused", TRUE),
-    ("beats-me-up", "my dad beats me up when he drinks", "beats me up", TRUE),
+    ("beats-me-up", "my dad beats me up when he drinks", "dad beats me", TRUE),
     ("scared-to-go-home", "im scared to go home", "scared to go home", TRUE),
     ("raped", "I was raped last weekend", "raped", TRUE),
     ("threatened", "He threatened to kill me", "threatened to kill me", TRUE),
@@ -92,7 +106,8 @@ TABLE = [
     ("upskill", "I need to upskill myself before the internship", None, NEGATIVE),
     ("diet", "I want to diet before spring break", None, NEGATIVE),
     ("dangerous", "We're in dangerous territory with this project", None, NEGATIVE),
-    ("hit-me-up", "She hit me up yesterday about tutoring", None, NEGATIVE),
+    # "he hit me" must be urgent; the slang "hit me up" (contacted me) pays for it.
+    ("hit-me-up", "She hit me up yesterday about tutoring", "she hit me", ACCEPTED),
     ("dying-to-know", "I'm dying to know my grade", None, NEGATIVE),
     ("safe-at-home", "I'm safe at home now, thanks", None, NEGATIVE),
     ("following-up", "Just following up on my transcript", None, NEGATIVE),
@@ -110,7 +125,7 @@ def test_the_table(body: str, expected: str | None) -> None:
 
 def test_the_table_has_enough_rows_of_each_kind_across_categories() -> None:
     kinds = [row[3] for row in TABLE]
-    assert (kinds.count(TRUE), kinds.count(ACCEPTED), kinds.count(NEGATIVE)) == (36, 10, 14)
+    assert (kinds.count(TRUE), kinds.count(ACCEPTED), kinds.count(NEGATIVE)) == (48, 11, 14)
     categories = {urgent_category(row[2]) for row in TABLE if row[3] == TRUE and row[2]}
     assert categories == {SELF_HARM, ABUSE, DANGER}
     # Every phrase a row expects is a default phrase, as configured.

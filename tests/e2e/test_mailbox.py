@@ -445,3 +445,42 @@ def test_mail_without_our_token_and_automatic_replies_are_left_alone(mailroom: M
     assert (result["ignored"], result["fetched"], result["auto_replies"]) == (2, 1, 1)
     assert sum(len(texts_to(room.emulator, n)) for n in room.numbers) == 0
     assert len(room.imap.messages("INBOX")) == 2  # the two without a token stay where they are
+
+
+def test_tricks_found_by_an_outsider_send_nothing(mailroom: Mailroom) -> None:
+    """A From that an unpatched parseaddr reads as the staff member's but a mail server reads
+    as the attacker's, a forgery the receiving server flagged (DMARC fail), and one mail
+    addressed to two conversations: no text, each kept for review with its reason."""
+    room = mailroom
+    room.imap.append(mail(room.address(), "Paren trick", sender="t1@college.edu)<evil@x.com>"))
+    room.imap.append(
+        mail(
+            room.address(),
+            "Spoofed",
+            headers={
+                "Authentication-Results": "mx.college.edu; dmarc=fail header.from=college.edu"
+            },
+        )
+    )
+    two = f"{room.address('T1', 'S0')}, {room.address('T1', 'S1')}"
+    room.imap.append(mail(two, "Office hours moved to 4pm."))
+    result = room.poll()
+    assert (result["fetched"], result["refused"], result["sent"]) == (3, 3, 0)
+    assert sum(len(texts_to(room.emulator, n)) for n in room.numbers) == 0
+    assert [r.reason for r in room.receipts()] == [
+        "sent from an address that is neither the staff member's nor the student's",
+        "the receiving mail server found its sender forged (DMARC fail)",
+        "it is addressed to 2 conversations at once; answer each student in an email of its own",
+    ]
+    assert len(room.imap.messages("nudge-review")) == 3
+
+
+def test_a_mail_without_message_id_relayed_twice_texts_once(mailroom: Mailroom) -> None:
+    room = mailroom
+    raw = mail(room.address(), "Answer without id")
+    raw = b"\r\n".join(line for line in raw.split(b"\n") if not line.startswith(b"Message-ID"))
+    room.imap.append(raw)
+    room.imap.append(b"Received: from relay.college.edu by mx.college.edu\r\n" + raw)
+    result = room.poll()
+    assert (result["sent"], result["already_handled"]) == (1, 1)
+    assert [t["body"] for t in texts_to(room.emulator, room.numbers[0])] == ["Answer without id"]
