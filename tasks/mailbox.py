@@ -21,29 +21,22 @@ Bodies and addresses never reach logs above DEBUG.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from domain.mail_quotes import drop_sign_off
 from domain.mail_text import IncomingMail
 from domain.reply_tokens import ReplyPair, read_token
-from domain.urgent import detect_urgent
-from models.config import load_config
-from models.inbound import insert_inbound
 from models.mailbox import AnswerOutcome, answer_outcome, claim_receipt, finish_receipt
-from models.notifications import replies_to_notify
 from models.outbox_loose import enqueue
 from models.people import Person
 from tasks.env import Env
-from tasks.notify import notification_rows
+from tasks.mail_students import mail_sid, record_student_answer
 from tasks.outbox_loose import alert_rows
 from tasks.reply_to import reply_key
-from tasks.urgent import emit_urgent_events, queue_urgent
 
 log = logging.getLogger("nudge.mailbox")
 
@@ -112,11 +105,6 @@ class Handled:
     """A mail needing nothing more: where it goes (``handled`` or ``review``)."""
 
     folder: str
-
-
-def mail_sid(key: str) -> str:
-    """The ``inbound_message.provider_sid`` of a student's email answer (unique per mail)."""
-    return "EM" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _same_address(a: str | None, b: str | None) -> bool:
@@ -200,7 +188,7 @@ def record_mail(
         assert staff is not None  # noqa: S101 - checked above
         assert student is not None  # noqa: S101 - checked above
         if receipt.kind == "student_reply":
-            _record_student_answer(env, s, receipt.id, mail, staff, student, now)
+            record_student_answer(env, s, receipt.id, mail, staff, student, now)
             report.recorded += 1
             return Handled(HANDLED)
         answer = StaffAnswer(
@@ -250,67 +238,6 @@ def _refuse(
     )
     s.commit()
     log.warning("reply mailbox: mail %s refused: %s", receipt_id, reason)
-
-
-def _record_student_answer(
-    env: Env,
-    s: Session,
-    receipt_id: int,
-    mail: IncomingMail,
-    staff: Person,
-    student: Person,
-    now: Any,
-) -> None:
-    """The student's email answer in their thread, its staff notification in the outbox
-    and the receipt done — one transaction. An urgent answer (crisis or safety phrases,
-    :func:`domain.urgent.detect_urgent`) also gets its on-call alerts, queued before the
-    notification (:func:`tasks.urgent.queue_urgent`; no crisis-line answer by text to an
-    email), and its ``nudge.reply.urgent`` event after the commit."""
-    sid = mail_sid(mail.key)
-    config = load_config(session=s)
-    body = mail.text or mail.full_text
-    crisis = detect_urgent(body, config.urgent_phrases)
-    inserted = insert_inbound(
-        session=s,
-        rows=[
-            {
-                "provider_sid": sid,
-                "from_e164": "",
-                "to_e164": "",
-                "channel": "email",
-                "from_email": mail.from_addr[:320],
-                "body": body,
-                "received_at": now,
-                "person_id": student.id,
-                "staff_person_id": staff.id,
-                "in_reply_to_id": None,
-                "keyword": "none",
-                "flagged_phrase": None,
-                "urgent_phrase": crisis[:200] if crisis else None,
-                "handled": True,
-                "notified": False,
-                "read_at": None,
-                "created_at": now,
-            }
-        ],
-    )
-    urgent = queue_urgent(s, env, config, list(inserted.values()), now)
-    notices = notification_rows(
-        replies_to_notify(session=s, inbound_ids=list(inserted.values())),
-        ZoneInfo(config.timezone),
-        now,
-        reply_by_email=bool(env.settings.reply_address),
-    )
-    enqueue(session=s, rows=notices)
-    finish_receipt(
-        session=s,
-        receipt_id=receipt_id,
-        now=now,
-        status=DONE,
-        inbound_id=next(iter(inserted.values()), None),
-    )
-    s.commit()
-    emit_urgent_events(urgent.replies)  # after the commit: a crash loses the event only
 
 
 #: Message statuses of an answer that went (or is on its way).

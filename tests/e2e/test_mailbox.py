@@ -484,3 +484,31 @@ def test_a_mail_without_message_id_relayed_twice_texts_once(mailroom: Mailroom) 
     result = room.poll()
     assert (result["sent"], result["already_handled"]) == (1, 1)
     assert [t["body"] for t in texts_to(room.emulator, room.numbers[0])] == ["Answer without id"]
+
+
+def test_a_student_who_asks_by_email_to_stop_is_paused_for_review(mailroom: Mailroom) -> None:
+    """By email, STOP is no carrier keyword; it still must not be ignored: the student's
+    numbers are paused for review (as for "please stop texting me" by text), the reply is
+    flagged, and the next campaign texts them nothing."""
+    from models.consent import Consent
+
+    room = mailroom
+    room.imap.append(mail(room.address("T1", "S0"), "STOP", sender="s0@college.edu"))
+    room.imap.append(
+        mail(room.address("T1", "S1"), "please stop texting me", sender="s1@college.edu")
+    )
+    result = room.poll()
+    assert result["recorded"] == 2
+    with Session(room.env.engine) as s:
+        flagged = dict(
+            s.execute(select(InboundMessage.person_id, InboundMessage.flagged_phrase)).all()  # type: ignore[call-overload]
+        )
+        states = {
+            c.e164: c.status
+            for c in s.execute(select(Consent).where(Consent.sender_e164 == "")).scalars()
+        }
+    assert flagged[room.ids["S0"]] == "STOP"
+    assert flagged[room.ids["S1"]] is not None
+    assert states[room.numbers[0]] == "paused_for_review"
+    assert states[room.numbers[1]] == "paused_for_review"
+    assert states[room.numbers[2]] != "paused_for_review"
