@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, Index, UniqueConstraint, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from domain.consent import DECISION_SOURCES, INSTITUTION
+from domain.consent import DECISION_SOURCES, INSTITUTION, ConsentChange
 from domain.names import display_name
 from domain.routing import ConsentSource, ConsentState
 from models.bulk import bulk_insert
@@ -101,6 +101,32 @@ def set_consent(
         )
     )
     return row
+
+
+def apply_changes(
+    *,
+    session: Session,
+    e164: str,
+    changes: Iterable[ConsentChange],
+    actor: str,
+    inbound_sid: str | None,
+    at: datetime,
+    reason_prefix: str = "",
+) -> None:
+    """Write what a student's reply does to the consent of ``e164``
+    (:func:`domain.consent.keyword_consent_changes`), each change with its audit event."""
+    for change in changes:
+        set_consent(
+            session=session,
+            e164=e164,
+            status=change.status.value,
+            source=change.source.value,
+            sender_e164=change.scope,
+            reason=f"{reason_prefix}{change.reason}",
+            actor=actor,
+            inbound_sid=inbound_sid,
+            at=at,
+        )
 
 
 def consent_history(*, session: Session, e164: str) -> list[ConsentEvent]:

@@ -74,55 +74,45 @@ def conversation_exists(*, session: Session, staff_person_id: int, student_perso
     )
 
 
+def _mark_unread_read(session: Session, now: datetime, *where: Any) -> int:
+    """Mark the unread replies (keywords aside) to a staff member matching ``where`` read;
+    returns how many."""
+    return int(
+        session.execute(
+            update(inbound_t)
+            .where(*where, inbound_t.c.keyword == "none", inbound_t.c.read_at.is_(None))
+            .values(read_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
 def mark_read(
     *, session: Session, staff_person_id: int, student_person_id: int, now: datetime
 ) -> int:
     """Mark the student's unread replies to this staff member as read; returns how many."""
-    return int(
-        session.execute(
-            update(inbound_t)
-            .where(
-                inbound_t.c.staff_person_id == staff_person_id,
-                inbound_t.c.person_id == student_person_id,
-                inbound_t.c.keyword == "none",
-                inbound_t.c.read_at.is_(None),
-            )
-            .values(read_at=now)
-        ).rowcount  # type: ignore[attr-defined]
+    return _mark_unread_read(
+        session,
+        now,
+        inbound_t.c.staff_person_id == staff_person_id,
+        inbound_t.c.person_id == student_person_id,
     )
 
 
 def mark_read_from(*, session: Session, staff_person_id: int, from_e164: str, now: datetime) -> int:
     """Mark the unread replies from this number (an unknown sender, usually) to this staff
     member as read; returns how many."""
-    return int(
-        session.execute(
-            update(inbound_t)
-            .where(
-                inbound_t.c.staff_person_id == staff_person_id,
-                inbound_t.c.from_e164 == from_e164,
-                inbound_t.c.keyword == "none",
-                inbound_t.c.read_at.is_(None),
-            )
-            .values(read_at=now)
-        ).rowcount  # type: ignore[attr-defined]
+    return _mark_unread_read(
+        session,
+        now,
+        inbound_t.c.staff_person_id == staff_person_id,
+        inbound_t.c.from_e164 == from_e164,
     )
 
 
 def mark_all_read(*, session: Session, staff_person_id: int, now: datetime) -> int:
     """Mark every unread reply to this staff member as read (students and unknown numbers,
     texts and emails); returns how many."""
-    return int(
-        session.execute(
-            update(inbound_t)
-            .where(
-                inbound_t.c.staff_person_id == staff_person_id,
-                inbound_t.c.keyword == "none",
-                inbound_t.c.read_at.is_(None),
-            )
-            .values(read_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-    )
+    return _mark_unread_read(session, now, inbound_t.c.staff_person_id == staff_person_id)
 
 
 def link_sender(*, session: Session, from_e164: str, student_person_id: int) -> int:

@@ -144,17 +144,19 @@ REPLY_KEY_NAME = "reply-token-key"
 def installation_reply_key(*, session: Session) -> bytes:
     """The random key of this installation's reply tokens, made on first use and kept in
     the database, so every host that shares the database makes and reads the same tokens.
-    Two processes making it at once agree (``ON CONFLICT DO NOTHING``, then read)."""
+    Read first (every email batch asks; only the first ever writes); two processes making
+    it at once agree (``ON CONFLICT DO NOTHING``, then read)."""
     table = PollCursor.__table__  # type: ignore[attr-defined]
-    maker = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        maker(table)
-        .values(name=REPLY_KEY_NAME, value=secrets.token_hex(32), updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    value: str = session.execute(
-        select(table.c.value).where(table.c.name == REPLY_KEY_NAME)
-    ).scalar_one()
+    stored = select(table.c.value).where(table.c.name == REPLY_KEY_NAME)
+    value: str | None = session.execute(stored).scalar_one_or_none()
+    if value is None:
+        maker = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            maker(table)
+            .values(name=REPLY_KEY_NAME, value=secrets.token_hex(32), updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        value = session.execute(stored).scalar_one()
     return bytes.fromhex(value)
 
 

@@ -22,7 +22,7 @@ from domain.mail_text import IncomingMail
 from domain.revocation import detect_revocation
 from domain.urgent import detect_urgent
 from models.config import load_config
-from models.consent import institution_consent, set_consent
+from models.consent import apply_changes, institution_consent
 from models.inbound import insert_inbound
 from models.mailbox import finish_receipt
 from models.notifications import replies_to_notify
@@ -123,24 +123,21 @@ def pause_for_review(
     trail naming the email; a number already opted out stays so."""
     for number in sorted(student_numbers(session=s, person_id=student_id)):
         row = institution_consent(session=s, e164=number)
-        for change in keyword_consent_changes(
-            Keyword.NONE,
-            phrase,
-            said=body.strip()[:20],
-            scope=INSTITUTION,
-            institution_status=row.status if row is not None else None,
-        ):
-            set_consent(
-                session=s,
-                e164=number,
-                status=change.status.value,
-                source=change.source.value,
-                sender_e164=change.scope,
-                reason=f"by email: {change.reason}",
-                actor="poll-mailbox",
-                inbound_sid=sid,
-                at=now,
-            )
+        apply_changes(
+            session=s,
+            e164=number,
+            changes=keyword_consent_changes(
+                Keyword.NONE,
+                phrase,
+                said=body.strip()[:20],
+                scope=INSTITUTION,
+                institution_status=row.status if row is not None else None,
+            ),
+            actor="poll-mailbox",
+            inbound_sid=sid,
+            at=now,
+            reason_prefix="by email: ",
+        )
 
 
 __all__ = ["asks_to_stop", "mail_sid", "pause_for_review", "record_student_answer"]

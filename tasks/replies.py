@@ -64,7 +64,12 @@ from domain.revocation import detect_revocation
 from domain.routing import ConsentSource
 from domain.urgent import detect_urgent
 from models.config import load_config
-from models.consent import institution_consent, last_decision_at, note_consent, set_consent
+from models.consent import (
+    apply_changes,
+    institution_consent,
+    last_decision_at,
+    note_consent,
+)
 from models.inbound import (
     answered_message,
     insert_inbound,
@@ -369,20 +374,11 @@ def _act(
         scope=scope,
         institution_status=row.status if row is not None else None,
     )
-    for change in changes:
-        # The change happens now (``received`` has whole seconds only and would sort the
-        # event before changes made since): the inbound sid leads to the reply itself.
-        set_consent(
-            session=s,
-            e164=number,
-            status=change.status.value,
-            source=change.source.value,
-            sender_e164=change.scope,
-            reason=change.reason,
-            actor=actor,
-            inbound_sid=message.sid,
-            at=now,
-        )
+    # The change happens now (``received`` has whole seconds only and would sort the event
+    # before changes made since): the inbound sid leads to the reply itself.
+    apply_changes(
+        session=s, e164=number, changes=changes, actor=actor, inbound_sid=message.sid, at=now
+    )
 
 
 __all__ = [
